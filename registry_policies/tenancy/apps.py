@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class TenancyConfig(AppConfig):
+    name = "registry_policies.tenancy"
+    label = "tenancy"
+    verbose_name = "Tenancy"
+
+    def ready(self) -> None:
+        from registry_policies.tenancy import signals  # noqa: F401

@@ -1,0 +1,17 @@
+"""Root URLs: admin, sign-in, API (/api/v1/), registry (/v2/, /auth/token), self-service pages (/)."""
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("api/v1/", include("registry_policies.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("registry_policies.distribution.urls")),
+    path("", include("registry_policies.web.urls")),
+]
+
+handler404 = "registry_policies.core.views.not_found"
+handler500 = "registry_policies.core.views.server_error"
