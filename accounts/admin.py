@@ -1,0 +1,47 @@
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts import services
+from accounts.models import PersonalAccessToken, User
+
+
+class PersonalAccessTokenInline(admin.TabularInline):
+    model = PersonalAccessToken
+    extra = 0
+    can_delete = False
+    fields = ["name", "token_hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    inlines = [PersonalAccessTokenInline]
+    list_display = ["username", "email", "is_staff", "is_superuser", "is_active", "last_login", "date_joined"]
+
+
+@admin.register(PersonalAccessToken)
+class PersonalAccessTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "token_hint", "status", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "user__username", "token_hint"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "name", "token_hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_tokens"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tokens are created by their owner, who alone sees the secret
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[PersonalAccessToken]) -> None:
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.revoke_token(token=token, actor=request.user, request=request)  # type: ignore[arg-type]
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
