@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "registry_policies.repositories",
     "registry_policies.distribution",
     "registry_policies.policies",
+    "registry_policies.scanning",
+    "registry_policies.integrations",
+    "registry_policies.webhooks",
     "registry_policies.api",
     "registry_policies.web",
 ]
