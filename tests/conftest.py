@@ -1,21 +1,8 @@
-"""Shared fixtures. Tests run tasks synchronously (Q_SYNC) except where the real cluster is the point."""
-import os
-import shutil
-import tempfile
+"""Shared fixtures. Tests run tasks synchronously (Q_SYNC, set in tests/env.py) except where the real
+cluster is the point."""
+import pytest
 
-# Before Django reads its settings: a throw-away data dir, synchronous tasks, fast hashing.
-_DATA_DIR = tempfile.mkdtemp(prefix="rp-test-data-")
-os.environ.setdefault("REGISTRY_DATA_DIR", _DATA_DIR)
-os.environ.setdefault("Q_SYNC", "true")
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
-
-import pytest  # noqa: E402
-
-from tests.tools import require_tool  # noqa: E402,F401  (re-exported for tests)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    shutil.rmtree(_DATA_DIR, ignore_errors=True)
+from tests.tools import require_tool  # noqa: F401  (re-exported for tests)
 
 
 @pytest.fixture(autouse=True)

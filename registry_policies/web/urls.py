@@ -1,4 +1,36 @@
-from django.urls import path
+"""Self-service pages. Fixed top-level paths come first; the namespace and repository patterns are
+catch-alls whose converters refuse reserved names (see `reserved.py`), so `/api/…`, `/v2/…`,
+`/admin/…`, `/settings/…` and the like are never taken for a namespace."""
+from django.urls import path, register_converter
+
+from registry_policies.web.reserved import NameConverter, NamespaceConverter
+from registry_policies.web.views import dashboard, namespaces, permissions, repositories, teams, tokens
+
+register_converter(NamespaceConverter, "ns")
+register_converter(NameConverter, "name")
 
 app_name = "web"
-urlpatterns: list = []
+urlpatterns = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("repositories/new/", repositories.repository_create, name="repository-create"),
+    path("organizations/new/", namespaces.organization_create, name="organization-create"),
+    path("settings/tokens/", tokens.tokens, name="tokens"),
+    path("settings/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
+    # Catch-alls: /<namespace>/…
+    path("<ns:namespace>/", namespaces.namespace_detail, name="namespace"),
+    path("<ns:namespace>/-/members/", namespaces.member_add, name="member-add"),
+    path("<ns:namespace>/-/members/remove/", namespaces.member_remove, name="member-remove"),
+    path("<ns:namespace>/-/teams/new/", teams.team_create, name="team-create"),
+    path("<ns:namespace>/-/teams/<name:team>/", teams.team_detail, name="team"),
+    path("<ns:namespace>/-/teams/<name:team>/members/", teams.team_member_add, name="team-member-add"),
+    path("<ns:namespace>/-/teams/<name:team>/members/remove/", teams.team_member_remove,
+         name="team-member-remove"),
+    path("<ns:namespace>/<name:name>/", repositories.repository_tags, name="repository"),
+    path("<ns:namespace>/<name:name>/settings/", repositories.repository_settings,
+         name="repository-settings"),
+    path("<ns:namespace>/<name:name>/permissions/", permissions.repository_permissions,
+         name="repository-permissions"),
+    path("<ns:namespace>/<name:name>/permissions/revoke/", permissions.repository_permission_revoke,
+         name="repository-permission-revoke"),
+    path("<ns:namespace>/<name:name>/delete/", repositories.repository_delete, name="repository-delete"),
+]
