@@ -175,6 +175,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {  # fields named `role` with different choice sets
+        "OrganizationRoleEnum": "registry_policies.tenancy.models.OrganizationMembership.Role",
+        "RepositoryRoleEnum": ["read", "write", "admin"],
+        "NamespaceRoleEnum": ["read", "write", "admin", "manage_policies"],
+    },
 }
 
 Q_CLUSTER = {

@@ -89,7 +89,7 @@ class RunningServer:
             try:
                 requests.get(self.url + "/v2/", timeout=1)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker may still be loading Django
                 time.sleep(0.1)
         raise RuntimeError(f"server did not answer within {timeout}s:\n{self.log()}")
 

@@ -1,4 +1,57 @@
-from django.urls import path
+"""The REST API at /api/v1/ (paths are the contract of the product spec, section 8a).
+
+Registry content (tags, tag history, scans), policies, mirrors and webhooks are added under
+`repository/` by their own modules: append to `repository_patterns`.
+"""
+from django.urls import URLPattern, URLResolver, include, path
+
+from registry_policies.api.views import (
+    accounts,
+    audit,
+    namespaces,
+    organizations,
+    repositories,
+    repository_permissions,
+    teams,
+    tokens,
+)
 
 app_name = "api"
-urlpatterns: list = []
+
+organization_patterns: list[URLPattern | URLResolver] = [
+    path("", organizations.OrganizationDetailView.as_view(), name="organization-detail"),
+    path("members/", organizations.OrganizationMemberListView.as_view(), name="organization-members"),
+    path("members/<str:username>/", organizations.OrganizationMemberDetailView.as_view(),
+         name="organization-member-detail"),
+    path("teams/", teams.TeamListCreateView.as_view(), name="team-list"),
+    path("teams/<str:team>/", teams.TeamDetailView.as_view(), name="team-detail"),
+    path("teams/<str:team>/members/", teams.TeamMemberListView.as_view(), name="team-members"),
+    path("teams/<str:team>/members/<str:username>/", teams.TeamMemberDetailView.as_view(),
+         name="team-member-detail"),
+]
+
+namespace_patterns: list[URLPattern | URLResolver] = [
+    path("", namespaces.NamespaceDetailView.as_view(), name="namespace-detail"),
+    path("permissions/", namespaces.NamespacePermissionsView.as_view(), name="namespace-permissions"),
+]
+
+repository_patterns: list[URLPattern | URLResolver] = [
+    path("", repositories.RepositoryDetailView.as_view(), name="repository-detail"),
+    path("permissions/", repository_permissions.RepositoryPermissionsView.as_view(),
+         name="repository-permissions"),
+]
+
+urlpatterns = [
+    path("me/", accounts.MeView.as_view(), name="me"),
+    path("users/", accounts.UserListCreateView.as_view(), name="user-list"),
+    path("users/<str:username>/", accounts.UserDetailView.as_view(), name="user-detail"),
+    path("tokens/", tokens.TokenListCreateView.as_view(), name="token-list"),
+    path("tokens/<int:pk>/", tokens.TokenDetailView.as_view(), name="token-detail"),
+    path("organizations/", organizations.OrganizationListCreateView.as_view(), name="organization-list"),
+    path("organizations/<str:org>/", include(organization_patterns)),
+    path("namespaces/", namespaces.NamespaceListView.as_view(), name="namespace-list"),
+    path("namespaces/<str:namespace>/", include(namespace_patterns)),
+    path("repositories/", repositories.RepositoryListCreateView.as_view(), name="repository-list"),
+    path("repositories/<str:namespace>/<str:name>/", include(repository_patterns)),
+    path("audit-events/", audit.AuditEventListView.as_view(), name="audit-event-list"),
+]

@@ -6,6 +6,7 @@ the organization (admin), and guardian grants to the user or one of the
 user's teams, on the repository or on its whole namespace. Public
 repositories give everyone read. Grants are resolved in one SQL query.
 """
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
 
@@ -179,3 +180,49 @@ def can_manage_organization(user: User, organization: Any) -> bool:
     return bool(user.is_superuser) or OrganizationMembership.objects.filter(
         organization=organization, user=user, role=OrganizationMembership.Role.OWNER
     ).exists()
+
+
+def can_grant_namespace_role(user: User, namespace: Namespace, role: str) -> bool:
+    """May `user` grant (or revoke) `role` on `namespace`? Namespace administrators grant
+    read/write/admin; only administrators (superusers) delegate `manage_policies`."""
+    if role == MANAGE_POLICIES:
+        return not _is_anonymous(user) and bool(user.is_superuser)
+    return can_admin_namespace(user, namespace)
+
+
+def repository_roles(user: User, repositories: Iterable[Repository]) -> dict[int, Role]:
+    """`repository_role` for many repositories at once (list pages), in at most five queries
+    whatever their number. Repositories should come with their namespace selected."""
+    repositories = list(repositories)
+    roles = {r.pk: Role.READ if r.is_public else Role.NONE for r in repositories}
+    if _is_anonymous(user) or not repositories:
+        return roles
+    if user.is_superuser:
+        return dict.fromkeys(roles, Role.ADMIN)
+    repository_ids = list(roles)
+    namespace_ids = {r.namespace_id for r in repositories}
+    organization_ids = {r.namespace.organization_id for r in repositories if r.namespace.organization_id}
+    owned_organizations = set(OrganizationMembership.objects.filter(
+        organization_id__in=organization_ids, user=user, role=OrganizationMembership.Role.OWNER
+    ).values_list("organization_id", flat=True)) if organization_ids else set()
+    by_repository: dict[int, set[str]] = {}
+    for model, owner in ((RepositoryUserObjectPermission, Q(user=user)),
+                         (RepositoryGroupObjectPermission, Q(group__user=user))):
+        rows = model.objects.filter(owner, content_object_id__in=repository_ids)
+        for pk, codename in rows.values_list("content_object_id", "permission__codename"):
+            by_repository.setdefault(pk, set()).add(codename)
+    by_namespace: dict[int, set[str]] = {}
+    for ns_model, owner in ((NamespaceUserObjectPermission, Q(user=user)),
+                            (NamespaceGroupObjectPermission, Q(group__user=user))):
+        ns_rows = ns_model.objects.filter(owner, content_object_id__in=namespace_ids)
+        for pk, codename in ns_rows.values_list("content_object_id", "permission__codename"):
+            by_namespace.setdefault(pk, set()).add(codename)
+    for repository in repositories:
+        namespace = repository.namespace
+        if namespace.user_id == user.pk or namespace.organization_id in owned_organizations:
+            roles[repository.pk] = Role.ADMIN
+            continue
+        codenames = by_repository.get(repository.pk, set()) | by_namespace.get(namespace.pk, set())
+        granted = (_ROLE_BY_CODENAME.get(c, Role.NONE) for c in codenames)
+        roles[repository.pk] = max([roles[repository.pk], *granted])
+    return roles

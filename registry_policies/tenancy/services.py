@@ -86,7 +86,7 @@ def remove_organization_member(*, organization: Organization, user: User, actor:
 def create_team(*, organization: Organization, name: str, description: str = "", actor: User,
                 request: HttpRequest | None = None) -> Team:
     team = Team(organization=organization, name=name, description=description)
-    team.full_clean(exclude=["group"])
+    team.full_clean(exclude=["group"], validate_constraints=False)  # duplicates: on `name` below
     if Team.objects.filter(organization=organization, name=name).exists():
         raise ValidationError({"name": "This organization already has a team with this name."})
     team.group = Group.objects.create(name=f"team:{organization.name}/{name}")
@@ -233,3 +233,21 @@ def namespace_grants(namespace: Namespace) -> list[Grant]:
     grants = [Grant("user", username, role_by_codename[c]) for username, c in user_rows]
     grants += [Grant("team", f"{org}/{team}", role_by_codename[c]) for org, team, c in group_rows if team]
     return sorted(grants, key=lambda g: (g.kind, g.name, g.role))
+
+
+@transaction.atomic
+def delete_organization(*, organization: Organization, actor: User,
+                        request: HttpRequest | None = None) -> None:
+    """Delete the organization with its namespace, every repository in it (each recorded and
+    announced as a repository deletion), its teams (and their groups, so their grants go too)
+    and its memberships."""
+    from registry_policies.repositories.services import delete_repository
+
+    namespace = Namespace.objects.filter(organization=organization).first()
+    if namespace is not None:
+        for repository in namespace.repositories.select_related("namespace"):
+            delete_repository(repository=repository, actor=actor, request=request)
+    audit.record("organization.deleted", actor=actor, request=request, target=organization)
+    group_ids = list(organization.teams.values_list("group_id", flat=True))
+    organization.delete()
+    Group.objects.filter(pk__in=group_ids).delete()

@@ -1,0 +1,1 @@
+"""Serializers: parse and validate input, render output. No business rules here."""
