@@ -5,3 +5,10 @@ class PoliciesConfig(AppConfig):
     name = "registry_policies.policies"
     label = "policies"
     verbose_name = "Policies"
+
+    def ready(self) -> None:
+        from registry_policies.core import events
+        from registry_policies.policies import tasks
+
+        events.subscribe("TAG_PUSH", tasks.on_tag_push)
+        events.subscribe("SCAN_COMPLETED", tasks.on_scan_finished)

@@ -16,6 +16,7 @@ EDITABLE_SETTINGS = ("visibility", "description", "immutable_tags", "scan_on_pus
 
 def repository_event_contents(repository: Repository) -> dict[str, Any]:
     return {
+        "repository_id": repository.pk,
         "namespace": repository.namespace.name,
         "repository": repository.name,
         "full_name": repository.full_name,

@@ -1,0 +1,301 @@
+"""Promotion policies: saving them, evaluating tags against them, promoting without copying bytes.
+
+A promotion points a tag of the target repository at the manifest of the
+source tag (`repositories.content.set_tag`): blobs and manifests are linked,
+never copied. The resulting tag push fires the target's own policies in turn
+(pipelines dev → qa → prod); the `chain` of repositories an image went
+through stops cycles.
+"""
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.models import User
+from registry_policies.audit import services as audit
+from registry_policies.core import events
+from registry_policies.policies import criteria, tag_templates
+from registry_policies.policies.models import PolicyRule, Promotion, PromotionPolicy
+from registry_policies.repositories import content
+from registry_policies.repositories.errors import TagImmutable
+from registry_policies.repositories.models import Repository, Tag
+from registry_policies.scanning.facts import image_facts_for
+from registry_policies.tenancy.access import can, can_manage_policies
+
+MAX_CHAIN_LENGTH = 10
+
+
+def rules_of(policy: PromotionPolicy) -> list[criteria.Rule]:
+    """The policy's rules as criteria, in order (uses the prefetched `rules` when present)."""
+    return [criteria.parse_rule(rule_as_dict(rule)) for rule in policy.rules.all()]
+
+
+def rule_as_dict(rule: PolicyRule) -> dict[str, Any]:
+    data: dict[str, Any] = {"field": rule.field, "operator": rule.operator, "values": list(rule.values)}
+    if rule.severity:
+        data["severity"] = rule.severity
+    return data
+
+
+def check_may_manage(*, user: User, source: Repository) -> None:
+    """Administrators anywhere; users in their own namespace or where `manage_policies` was delegated."""
+    if not can_manage_policies(user, source.namespace):
+        raise PermissionDenied("You may not manage policies on this repository's namespace.")
+
+
+@transaction.atomic
+def save_policy(*, author: User, source: Repository, target: Repository | None, rules: list[dict[str, Any]],
+                tag_template: str = "", enabled: bool = True, policy: PromotionPolicy | None = None,
+                request: HttpRequest | None = None) -> PromotionPolicy:
+    """Create (or update `policy`) after validating everything; raises ValidationError naming the field.
+
+    Saving re-checks that the author may push to the target and un-pauses the policy.
+    """
+    check_may_manage(user=author, source=source)
+    errors: dict[str, Any] = {}
+    parsed: list[criteria.Rule] = []
+    try:
+        parsed = criteria.parse_rules(rules)
+    except ValidationError as error:
+        errors.update(error.message_dict if hasattr(error, "error_dict") else {"rules": error.messages})
+    tag_template = (tag_template or "").strip()
+    try:
+        tag_templates.validate_template(tag_template)
+    except ValidationError as error:
+        errors["tag_template"] = error.messages
+    if target is None:
+        errors["target_repository"] = ["Choose an existing target repository."]
+    elif target.pk == source.pk:
+        errors["target_repository"] = ["The target must be another repository."]
+    elif not can(author, "push", target):
+        errors["target_repository"] = [f"You may not push to {target.full_name}; the policy's author must."]
+    if errors:
+        raise ValidationError(errors)
+    assert target is not None
+    creating = policy is None
+    policy = policy or PromotionPolicy(source=source)
+    policy.target = target
+    policy.tag_template = tag_template
+    policy.enabled = enabled
+    policy.author = author
+    policy.paused_reason = ""
+    policy.save()
+    policy.rules.all().delete()
+    PolicyRule.objects.bulk_create([
+        PolicyRule(policy=policy, position=index, field=rule.field, operator=rule.operator,
+                   values=list(rule.values), severity=rule.severity or "")
+        for index, rule in enumerate(parsed)
+    ])
+    audit.record("policy.created" if creating else "policy.updated", actor=author, request=request, target=policy,
+                 details={"target": target.full_name, "rules": [rule_as_dict(r) for r in policy.rules.all()],
+                          "tag_template": tag_template, "enabled": enabled})
+    return policy
+
+
+@transaction.atomic
+def delete_policy(*, policy: PromotionPolicy, actor: User, request: HttpRequest | None = None) -> None:
+    check_may_manage(user=actor, source=policy.source)
+    audit.record("policy.deleted", actor=actor, request=request, target=policy)
+    policy.delete()
+
+
+@dataclass(frozen=True)
+class DryRun:
+    tag: str
+    digest: str
+    outcome: str  # match, no_match, pending, or error
+    rule_results: list[dict[str, str]]
+    target_repository: str
+    target_tag: str
+    detail: str
+
+
+def dry_run(*, policy: PromotionPolicy, tag_name: str) -> DryRun:
+    """What would happen to `tag_name` of the source now, changing nothing. Raises Tag.DoesNotExist."""
+    tag = Tag.objects.select_related("manifest").get(repository=policy.source, name=tag_name)
+    evaluation = criteria.evaluate(rules_of(policy), tag_name=tag.name, facts=image_facts_for(tag.manifest))
+    results = [{"rule": str(result.rule), "outcome": result.outcome, "explanation": result.explanation}
+               for result in evaluation.results]
+    target_tag, detail = "", ""
+    outcome = str(evaluation.outcome)
+    try:
+        target_tag = tag_templates.render_tag(policy.tag_template, source_tag=tag.name, now=timezone.now())
+    except tag_templates.InvalidRenderedTag as error:
+        outcome, detail = "error", str(error)
+    if outcome == "match":
+        blocked = _blocked_reason(policy, chain=[])
+        if blocked:
+            outcome, detail = "error", blocked
+        else:
+            detail = f"Would point {policy.target.full_name}:{target_tag} at {tag.manifest.digest}."
+    elif outcome == "pending":
+        detail = "Waits until every image of the tag has a finished scan."
+    elif outcome == "no_match":
+        detail = "Not every rule matches; nothing would happen."
+    return DryRun(tag=tag.name, digest=tag.manifest.digest, outcome=outcome, rule_results=results,
+                  target_repository=policy.target.full_name, target_tag=target_tag, detail=detail)
+
+
+def _blocked_reason(policy: PromotionPolicy, *, chain: list[int]) -> str:
+    if policy.author is None or not policy.author.is_active:
+        return "The policy's author no longer exists or is inactive."
+    if not can(policy.author, "push", policy.target):
+        return f"The policy's author {policy.author.username} may no longer push to {policy.target.full_name}."
+    if policy.target_id in chain or policy.target_id == policy.source_id:
+        return f"Promotion cycle stopped: {policy.target.full_name} is already in this image's promotion chain."
+    if len(chain) >= MAX_CHAIN_LENGTH:
+        return f"Promotion chain longer than {MAX_CHAIN_LENGTH} repositories stopped."
+    return ""
+
+
+def evaluate_tag(*, policy: PromotionPolicy, tag: Tag, trigger: str, chain: list[int]) -> Promotion | None:
+    """Evaluate one policy on one tag and act on it. Returns the recorded promotion, or None when
+    the tag does not match (nothing is recorded then). Idempotent per (policy, tag, digest)."""
+    digest = tag.manifest.digest
+    done = Promotion.objects.filter(policy=policy, source_tag=tag.name, digest=digest,
+                                    status=Promotion.Status.SUCCEEDED).first()
+    if done is not None:
+        return done
+    evaluation = criteria.evaluate(rules_of(policy), tag_name=tag.name, facts=image_facts_for(tag.manifest))
+    if evaluation.outcome == "no_match":
+        Promotion.objects.filter(policy=policy, source_tag=tag.name, digest=digest,
+                                 status=Promotion.Status.PENDING).update(
+            status=Promotion.Status.FAILED, reason="No longer matches once scanned.", finished_at=timezone.now())
+        return None
+    pending = Promotion.objects.filter(policy=policy, source_tag=tag.name, digest=digest,
+                                       status=Promotion.Status.PENDING).first()
+    if evaluation.outcome == "pending":
+        if pending is None:
+            pending = Promotion.objects.create(
+                policy=policy, source_repository=policy.source, source_tag=tag.name, digest=digest,
+                target_repository=policy.target, target_repository_name=policy.target.full_name,
+                status=Promotion.Status.PENDING, reason="Waiting for scan results of every image of the tag.",
+                trigger=trigger, chain=chain)
+        return pending
+    return _promote(policy=policy, tag=tag, trigger=trigger, chain=chain, pending=pending)
+
+
+def _promote(*, policy: PromotionPolicy, tag: Tag, trigger: str, chain: list[int],
+             pending: Promotion | None) -> Promotion:
+    now = timezone.now()
+    promotion = pending or Promotion(
+        policy=policy, source_repository=policy.source, source_tag=tag.name, digest=tag.manifest.digest,
+        target_repository=policy.target, target_repository_name=policy.target.full_name, trigger=trigger,
+        chain=chain)
+    blocked = _blocked_reason(policy, chain=chain)
+    if blocked:
+        if "author" in blocked:
+            PromotionPolicy.objects.filter(pk=policy.pk).update(paused_reason=blocked)
+        return _finish(promotion, status=Promotion.Status.FAILED, reason=blocked)
+    try:
+        target_tag = tag_templates.render_tag(policy.tag_template, source_tag=tag.name, now=now)
+    except tag_templates.InvalidRenderedTag as error:
+        return _finish(promotion, status=Promotion.Status.FAILED, reason=str(error))
+    promotion.target_tag = target_tag
+    try:
+        with transaction.atomic():
+            target = Repository.objects.select_for_update().get(pk=policy.target_id)
+            promotion.save()
+            content.set_tag(
+                repository=target, name=target_tag, manifest=tag.manifest, actor=policy.author,
+                cause="promotion",
+                origin_detail={"source_repository": policy.source.full_name, "source_tag": tag.name,
+                               "policy_id": policy.pk, "promotion_id": promotion.pk,
+                               "chain": [*chain, policy.source_id]},
+                referrers_from=policy.source,
+            )
+            _finish(promotion, status=Promotion.Status.SUCCEEDED, reason="")
+            audit.record("promotion.succeeded", actor=policy.author, target=promotion,
+                         repository=policy.source.full_name,
+                         details={"target": f"{target.full_name}:{target_tag}", "digest": tag.manifest.digest})
+            events.emit("PROMOTION", contents=promotion_event_contents(promotion), actor=None)
+    except Repository.DoesNotExist:
+        return _finish(promotion, status=Promotion.Status.FAILED, reason="The target repository was deleted.")
+    except TagImmutable as error:
+        return _finish(promotion, status=Promotion.Status.FAILED, reason=str(error))
+    return promotion
+
+
+def _finish(promotion: Promotion, *, status: str, reason: str) -> Promotion:
+    promotion.status = status
+    promotion.reason = reason[:1000]
+    promotion.finished_at = timezone.now()
+    promotion.save()
+    if status == Promotion.Status.FAILED:
+        events.emit("PROMOTION_FAILED", contents=promotion_event_contents(promotion), actor=None)
+    return promotion
+
+
+def promotion_event_contents(promotion: Promotion) -> dict[str, Any]:
+    return {
+        "policy_id": promotion.policy_id,
+        "source_repository": promotion.source_repository.full_name,
+        "source_tag": promotion.source_tag,
+        "digest": promotion.digest,
+        "target_repository": promotion.target_repository_name,
+        "target_tag": promotion.target_tag,
+        "status": promotion.status,
+        "reason": promotion.reason,
+    }
+
+
+def active_policies_of(repository: Repository) -> list[PromotionPolicy]:
+    return list(
+        PromotionPolicy.objects.filter(source=repository, enabled=True, paused_reason="")
+        .select_related("source__namespace", "target__namespace", "author")
+        .prefetch_related("rules")
+    )
+
+
+def run_policies_for_tag(*, repository_id: int, tag_name: str, digest: str, chain: list[int],
+                         trigger: str = Promotion.Trigger.PUSH) -> list[Promotion]:
+    """Evaluate every active policy of the repository on the tag, if it still points at `digest`."""
+    tag = (Tag.objects.select_related("manifest", "repository__namespace")
+           .filter(repository_id=repository_id, name=tag_name, manifest__digest=digest).first())
+    if tag is None:
+        return []  # moved or deleted since: the newer push has its own evaluation
+    results = []
+    for policy in active_policies_of(tag.repository):
+        promotion = evaluate_tag(policy=policy, tag=tag, trigger=trigger, chain=chain)
+        if promotion is not None:
+            results.append(promotion)
+    return results
+
+
+def run_policy_on_existing_tags(*, policy: PromotionPolicy, actor: User) -> list[Promotion]:
+    """Evaluate `policy` on every current tag of its source ("run now")."""
+    check_may_manage(user=actor, source=policy.source)
+    if not policy.enabled:
+        raise ValidationError({"enabled": "The policy is disabled; enable it first."})
+    policy = PromotionPolicy.objects.select_related("source", "target", "author").prefetch_related("rules").get(
+        pk=policy.pk)
+    results = []
+    for tag in Tag.objects.filter(repository=policy.source).select_related("manifest").order_by("name"):
+        promotion = evaluate_tag(policy=policy, tag=tag, trigger=Promotion.Trigger.MANUAL, chain=[])
+        if promotion is not None:
+            results.append(promotion)
+    return results
+
+
+def resume_pending_for_digest(*, digest: str) -> list[Promotion]:
+    """A scan finished: re-evaluate pending promotions of tags pointing at `digest` (or an index of it)."""
+    results = []
+    pending = Promotion.objects.filter(status=Promotion.Status.PENDING).select_related("policy")
+    for promotion in pending.filter(digest=digest) | pending.filter(
+            digest__in=Tag.objects.filter(manifest__children__digest=digest).values("manifest__digest")).distinct():
+        if promotion.policy is None or not promotion.policy.is_active:
+            continue
+        tag = Tag.objects.select_related("manifest").filter(
+            repository_id=promotion.source_repository_id, name=promotion.source_tag,
+            manifest__digest=promotion.digest).first()
+        if tag is None:
+            _finish(promotion, status=Promotion.Status.FAILED, reason="The tag moved before its scan finished.")
+            continue
+        result = evaluate_tag(policy=promotion.policy, tag=tag, trigger=Promotion.Trigger.SCAN,
+                              chain=list(promotion.chain))
+        if result is not None:
+            results.append(result)
+    return results

@@ -1,0 +1,43 @@
+"""django-q2 tasks for policies: thin, take primary keys, idempotent (see services)."""
+import logging
+from typing import Any
+
+from django_q.tasks import async_task
+
+from registry_policies.core.events import Event
+from registry_policies.policies import services
+
+logger = logging.getLogger(__name__)
+
+
+def run_policies_for_tag(repository_id: int, tag_name: str, digest: str, chain: list[int],
+                         trigger: str = "push") -> int:
+    """Evaluate the repository's policies on one tag; returns how many promotions were recorded."""
+    return len(services.run_policies_for_tag(repository_id=repository_id, tag_name=tag_name, digest=digest,
+                                             chain=chain, trigger=trigger))
+
+
+def resume_pending_for_digest(digest: str) -> int:
+    return len(services.resume_pending_for_digest(digest=digest))
+
+
+def on_tag_push(event: Event) -> None:
+    """After commit of any tag push (client, promotion, mirror): queue the repository's policies."""
+    contents: dict[str, Any] = event.contents
+    repository_id = contents.get("repository_id")
+    if repository_id is None:
+        logger.warning("TAG_PUSH without repository_id: %s", contents)
+        return
+    origin: dict[str, Any] = contents.get("origin_detail") or {}
+    async_task(
+        "registry_policies.policies.tasks.run_policies_for_tag",
+        repository_id, contents["tag"], contents["digest"], list(origin.get("chain", [])),
+        contents.get("cause") if contents.get("cause") in ("push", "manual", "scan") else "push",
+        task_name=f"policies:{contents.get('repository')}:{contents['tag']}"[:100],
+    )
+
+
+def on_scan_finished(event: Event) -> None:
+    digest = event.contents.get("digest")
+    if digest:
+        async_task("registry_policies.policies.tasks.resume_pending_for_digest", digest)
