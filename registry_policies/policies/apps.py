@@ -12,3 +12,4 @@ class PoliciesConfig(AppConfig):
 
         events.subscribe("TAG_PUSH", tasks.on_tag_push)
         events.subscribe("SCAN_COMPLETED", tasks.on_scan_finished)
+        events.subscribe("SCAN_FAILED", tasks.on_scan_failed)

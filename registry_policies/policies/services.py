@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -49,10 +50,12 @@ def check_may_manage(*, user: User, source: Repository) -> None:
 @transaction.atomic
 def save_policy(*, author: User, source: Repository, target: Repository | None, rules: list[dict[str, Any]],
                 tag_template: str = "", enabled: bool = True, policy: PromotionPolicy | None = None,
-                request: HttpRequest | None = None) -> PromotionPolicy:
+                request: HttpRequest | None = None, target_name: str = "") -> PromotionPolicy:
     """Create (or update `policy`) after validating everything; raises ValidationError naming the field.
 
-    Saving re-checks that the author may push to the target and un-pauses the policy.
+    Saving re-checks that the author may push to the target and un-pauses the policy. `target` is
+    None when the caller named a repository that does not exist for them (`target_name`, quoted
+    in the error).
     """
     check_may_manage(user=author, source=source)
     errors: dict[str, Any] = {}
@@ -67,7 +70,8 @@ def save_policy(*, author: User, source: Repository, target: Repository | None, 
     except ValidationError as error:
         errors["tag_template"] = error.messages
     if target is None:
-        errors["target_repository"] = ["Choose an existing target repository."]
+        errors["target_repository"] = [f"There is no repository {target_name!r}." if target_name
+                                       else "Choose an existing target repository."]
     elif target.pk == source.pk:
         errors["target_repository"] = ["The target must be another repository."]
     elif not can(author, "push", target):
@@ -280,12 +284,18 @@ def run_policy_on_existing_tags(*, policy: PromotionPolicy, actor: User) -> list
     return results
 
 
+def _pending_for_digest(digest: str) -> QuerySet[Promotion]:
+    """Pending promotions of `digest`, or of an index one of whose images is `digest`."""
+    indexes = Tag.objects.filter(manifest__children__digest=digest).values("manifest__digest")
+    return (Promotion.objects.filter(status=Promotion.Status.PENDING)
+            .filter(Q(digest=digest) | Q(digest__in=indexes)).select_related("policy"))
+
+
 def resume_pending_for_digest(*, digest: str) -> list[Promotion]:
-    """A scan finished: re-evaluate pending promotions of tags pointing at `digest` (or an index of it)."""
+    """A scan finished: re-evaluate pending promotions of tags pointing at `digest` (or an index of it).
+    Idempotent: evaluations already decided are not pending any more."""
     results = []
-    pending = Promotion.objects.filter(status=Promotion.Status.PENDING).select_related("policy")
-    for promotion in pending.filter(digest=digest) | pending.filter(
-            digest__in=Tag.objects.filter(manifest__children__digest=digest).values("manifest__digest")).distinct():
+    for promotion in _pending_for_digest(digest):
         if promotion.policy is None or not promotion.policy.is_active:
             continue
         tag = Tag.objects.select_related("manifest").filter(
@@ -299,3 +309,12 @@ def resume_pending_for_digest(*, digest: str) -> list[Promotion]:
         if result is not None:
             results.append(result)
     return results
+
+
+def fail_pending_for_digest(*, digest: str, reason: str) -> int:
+    """A scan failed: the promotions waiting for it cannot be decided; fail them with the reason."""
+    failed = 0
+    for promotion in _pending_for_digest(digest):
+        _finish(promotion, status=Promotion.Status.FAILED, reason=f"The scan failed: {reason or 'no reason given'}")
+        failed += 1
+    return failed

@@ -29,12 +29,25 @@ def on_tag_push(event: Event) -> None:
         logger.warning("TAG_PUSH without repository_id: %s", contents)
         return
     origin: dict[str, Any] = contents.get("origin_detail") or {}
+    cause = str(contents.get("cause") or "")
+    full_name = contents.get("full_name") or contents.get("repository")
     async_task(
         "registry_policies.policies.tasks.run_policies_for_tag",
         repository_id, contents["tag"], contents["digest"], list(origin.get("chain", [])),
-        contents.get("cause") if contents.get("cause") in ("push", "manual", "scan") else "push",
-        task_name=f"policies:{contents.get('repository')}:{contents['tag']}"[:100],
+        cause if cause in ("push", "manual", "scan") else "push",
+        task_name=f"policies:{full_name}:{contents['tag']}"[:100],
     )
+
+
+def fail_pending_for_digest(digest: str, reason: str) -> int:
+    return services.fail_pending_for_digest(digest=digest, reason=reason)
+
+
+def on_scan_failed(event: Event) -> None:
+    digest = event.contents.get("digest")
+    if digest:
+        async_task("registry_policies.policies.tasks.fail_pending_for_digest", digest,
+                   str(event.contents.get("reason", "")))
 
 
 def on_scan_finished(event: Event) -> None:

@@ -1,0 +1,281 @@
+"""Building real layers, images and package data for the scanning tests."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import struct
+import tarfile
+import zipfile
+from dataclasses import dataclass
+
+import zstandard
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPES = {
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "none": "application/vnd.oci.image.layer.v1.tar",
+}
+
+
+@dataclass(frozen=True)
+class Symlink:
+    target: str
+
+
+def tar_bytes(files: dict[str, bytes | str | Symlink | None]) -> bytes:
+    """A tar archive: bytes/str are files, Symlink a link, None a directory."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path)
+            info.mtime = 1_700_000_000
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            elif isinstance(content, Symlink):
+                info.type = tarfile.SYMTYPE
+                info.linkname = content.target
+                tar.addfile(info)
+            else:
+                data = content.encode() if isinstance(content, str) else content
+                info.size = len(data)
+                info.mode = 0o755
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def compress(data: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(data, compresslevel=6, mtime=0)
+    if compression == "zstd":
+        return zstandard.ZstdCompressor().compress(data)
+    return data
+
+
+def layer(files: dict[str, bytes | str | Symlink | None], compression: str = "gzip") -> bytes:
+    return compress(tar_bytes(files), compression)
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class MemoryBlobs(dict[str, bytes]):
+    """digest -> bytes; `open(digest)` is the blob opener the scan service takes."""
+
+    def add(self, data: bytes) -> str:
+        digest = digest_of(data)
+        self[digest] = data
+        return digest
+
+    def open(self, digest: str) -> io.BytesIO:
+        if digest not in self:
+            raise FileNotFoundError(digest)
+        return io.BytesIO(self[digest])
+
+
+def image_payload(blobs: MemoryBlobs, layers: list[bytes], *, compressions: list[str] | None = None,
+                  config: dict | None = None, config_media_type: str = OCI_CONFIG) -> bytes:
+    """An OCI image manifest over `layers` (already compressed), its config and layers stored in `blobs`."""
+    config_bytes = json.dumps(config or {"architecture": "amd64", "os": "linux",
+                                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    compressions = compressions or ["gzip"] * len(layers)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": config_media_type, "digest": blobs.add(config_bytes), "size": len(config_bytes)},
+        "layers": [{"mediaType": LAYER_TYPES[c], "digest": blobs.add(data), "size": len(data)}
+                   for data, c in zip(layers, compressions, strict=True)],
+    }
+    return json.dumps(manifest).encode()
+
+
+def save_manifest(payload: bytes, media_type: str = OCI_MANIFEST):  # type: ignore[no-untyped-def]
+    from registry_policies.repositories.models import Manifest
+
+    return Manifest.objects.create(digest=digest_of(payload), media_type=media_type, size=len(payload),
+                                   payload=payload)
+
+
+def save_index(children: list, platforms: list[str]):  # type: ignore[no-untyped-def]
+    entries = []
+    for child, platform in zip(children, platforms, strict=True):
+        os_name, arch = platform.split("/")
+        entries.append({"mediaType": child.media_type, "digest": child.digest, "size": child.size,
+                        "platform": {"os": os_name, "architecture": arch}})
+    payload = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+    index = save_manifest(payload, OCI_INDEX)
+    index.children.set(children)
+    return index
+
+
+# --- package data ------------------------------------------------------------------------------
+
+def jar_bytes(group: str, artifact: str, version: str, *, license_name: str | None = None,
+              nested: dict[str, bytes] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+        base = f"META-INF/maven/{group}/{artifact}"
+        archive.writestr(f"{base}/pom.properties",
+                         f"#Generated by Maven\n#Tue Jan 01 00:00:00 UTC 2024\nartifactId={artifact}\n"
+                         f"groupId={group}\nversion={version}\n")
+        licenses = (f"<licenses><license><name>{license_name}</name></license></licenses>"
+                    if license_name else "")
+        archive.writestr(f"{base}/pom.xml",
+                         '<?xml version="1.0"?><project xmlns="http://maven.apache.org/POM/4.0.0">'
+                         f"<groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+                         f"<version>{version}</version>{licenses}</project>")
+        archive.writestr("org/example/Main.class", b"\xca\xfe\xba\xbe" + b"\0" * 60)
+        for name, data in (nested or {}).items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+MODINFO_START = bytes.fromhex("3077af0c9274080241e1c107e6d618e6")
+MODINFO_END = bytes.fromhex("f932433186182072008242104116d8f2")
+
+
+def go_binary(go_version: str, main: str, deps: list[tuple[str, str]],
+              replaces: dict[str, tuple[str, str]] | None = None) -> bytes:
+    """A minimal 64-bit little-endian ELF file holding a Go >= 1.18 (inline) build info blob."""
+    lines = [f"path\t{main}", f"mod\t{main}\t(devel)\t"]
+    for path, version in deps:
+        lines.append(f"dep\t{path}\t{version}\th1:abc=")
+        if replaces and path in replaces:
+            new_path, new_version = replaces[path]
+            lines.append(f"=>\t{new_path}\t{new_version}\th1:def=")
+    lines.append("build\t-compiler=gc")
+    modinfo = MODINFO_START + ("\n".join(lines) + "\n").encode() + MODINFO_END
+    header = b"\xff Go buildinf:" + bytes([8, 2]) + b"\0" * 16
+    version = go_version.encode()
+    buildinfo = header + _uvarint(len(version)) + version + _uvarint(len(modinfo)) + modinfo
+    elf_header = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8 + struct.pack("<HHI", 2, 62, 1) + b"\0" * 40
+    text = b"\x90" * 4096
+    return elf_header + text + b"\0" * (16 - (len(elf_header) + len(text)) % 16) + buildinfo + b"\0" * 64
+
+
+def rpm_header(tags: dict[int, str | int]) -> bytes:
+    """An rpmdb header blob: il, dl, index entries (tag, type, offset, count) and the data store."""
+    entries, store = [], bytearray()
+    for tag, value in tags.items():
+        if isinstance(value, int):
+            while len(store) % 4:
+                store.append(0)
+            entries.append(struct.pack(">iiii", tag, 4, len(store), 1))
+            store += struct.pack(">i", value)
+        else:
+            entries.append(struct.pack(">iiii", tag, 6, len(store), 1))
+            store += value.encode() + b"\0"
+    return struct.pack(">II", len(entries), len(store)) + b"".join(entries) + bytes(store)
+
+
+def rpmdb_sqlite(headers: list[bytes]) -> bytes:
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+    connection.executemany("INSERT INTO Packages (blob) VALUES (?)", [(h,) for h in headers])
+    connection.commit()
+    data = connection.serialize()
+    connection.close()
+    return data
+
+
+APK_INSTALLED = """\
+C:Q1SLkS9hBidUGTsEtvnVrRMJEhOcE=
+P:musl
+V:1.2.4-r2
+A:x86_64
+S:383152
+I:622592
+T:the musl c library (libc) implementation
+U:https://musl.libc.org/
+L:MIT
+o:musl
+m:Timo Teräs <timo.teras@iki.fi>
+t:1695043340
+c:d0d72b73a22b8b86e6b0ad4b3c3e2c5f62cbfe6b
+p:so:libc.musl-x86_64.so.1=1
+F:lib
+R:ld-musl-x86_64.so.1
+a:0:0:755
+
+C:Q1N7IMvwHqA1lG0tVgJ4VK8XNuVAc=
+P:libcrypto3
+V:3.1.2-r0
+A:x86_64
+S:1715283
+I:4452352
+T:Crypto library from openssl
+U:https://www.openssl.org/
+L:Apache-2.0
+o:openssl
+m:Ariadne Conill <ariadne@dereferenced.org>
+t:1690900000
+c:9b8fd4b0bdd43c2ab3d2aad2e3ea3e1f1bb66b1b
+D:so:libc.musl-x86_64.so.1
+p:so:libcrypto.so.3=3
+F:lib
+R:libcrypto.so.3
+
+C:Q1ta6thQbwY2TgJQ0hYbAR2nJWbJQ=
+P:busybox
+V:1.36.1-r2
+A:x86_64
+S:512145
+I:958464
+T:Size optimized toolbox of many common UNIX utilities
+U:https://busybox.net/
+L:GPL-2.0-only
+o:busybox
+m:Sören Tempel <soeren+alpine@soeren-tempel.net>
+t:1690000000
+c:4f8d2b7ee5c2d6b3e39d4c7b9b0df8f8b7ff0f0a
+F:bin
+R:busybox
+
+"""
+
+ALPINE_OS_RELEASE = """NAME="Alpine Linux"
+ID=alpine
+VERSION_ID=3.18.4
+PRETTY_NAME="Alpine Linux v3.18"
+HOME_URL="https://alpinelinux.org/"
+"""
+
+
+def python_metadata(name: str, version: str, *, license_field: str | None = None,
+                    expression: str | None = None, classifiers: tuple[str, ...] = ()) -> str:
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", "Summary: a package"]
+    if license_field is not None:
+        lines.append(f"License: {license_field}")
+    if expression is not None:
+        lines.append(f"License-Expression: {expression}")
+    lines += [f"Classifier: {c}" for c in classifiers]
+    return "\n".join(lines) + "\n\nLong description.\n"
+
+
+def package_json(name: str, version: str, license_value: object = None) -> str:
+    manifest: dict = {"name": name, "version": version, "main": "index.js"}
+    if license_value is not None:
+        manifest["license"] = license_value
+    return json.dumps(manifest, indent=2)
