@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "registry_policies.policies",
     "registry_policies.scanning",
     "registry_policies.integrations",
+    "registry_policies.mirroring",
     "registry_policies.webhooks",
     "registry_policies.api",
     "registry_policies.web",

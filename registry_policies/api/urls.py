@@ -3,15 +3,18 @@
 Registry content (tags, tag history, scans), policies, mirrors and webhooks are added under
 `repository/` by their own modules: append to `repository_patterns`.
 """
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 
 from registry_policies.api.views import (
     accounts,
     audit,
     namespaces,
     organizations,
+    policies,
     repositories,
     repository_permissions,
+    scans,
+    tags,
     teams,
     tokens,
 )
@@ -39,6 +42,19 @@ repository_patterns: list[URLPattern | URLResolver] = [
     path("", repositories.RepositoryDetailView.as_view(), name="repository-detail"),
     path("permissions/", repository_permissions.RepositoryPermissionsView.as_view(),
          name="repository-permissions"),
+    path("tags/", tags.TagListView.as_view(), name="tag-list"),
+    re_path(rf"^tags/(?P<tag>{tags.TAG_PATTERN})/$", tags.TagDetailView.as_view(), name="tag-detail"),
+    re_path(rf"^tags/(?P<tag>{tags.TAG_PATTERN})/history/$", tags.TagHistoryView.as_view(),
+            name="tag-history"),
+    re_path(rf"^tags/(?P<tag>{tags.TAG_PATTERN})/scan/$", scans.TagScanView.as_view(), name="tag-scan"),
+    path("promotion-policies/", policies.PromotionPolicyListCreateView.as_view(), name="promotion-policy-list"),
+    path("promotion-policies/<int:pk>/", policies.PromotionPolicyDetailView.as_view(),
+         name="promotion-policy-detail"),
+    path("promotion-policies/<int:pk>/dry-run/", policies.PromotionPolicyDryRunView.as_view(),
+         name="promotion-policy-dry-run"),
+    path("promotion-policies/<int:pk>/run/", policies.PromotionPolicyRunView.as_view(),
+         name="promotion-policy-run"),
+    path("promotions/", policies.PromotionListView.as_view(), name="promotion-list"),
 ]
 
 urlpatterns = [
@@ -54,4 +70,23 @@ urlpatterns = [
     path("repositories/", repositories.RepositoryListCreateView.as_view(), name="repository-list"),
     path("repositories/<str:namespace>/<str:name>/", include(repository_patterns)),
     path("audit-events/", audit.AuditEventListView.as_view(), name="audit-event-list"),
+]
+
+# -- mirroring (issue 7): integrations, push mirrors, pull mirror, mirror runs ------------------------
+from registry_policies.api.views import integrations, mirrors  # noqa: E402
+
+repository_patterns += [
+    path("push-mirrors/", mirrors.PushMirrorListCreateView.as_view(), name="push-mirror-list"),
+    path("push-mirrors/<int:pk>/", mirrors.PushMirrorDetailView.as_view(), name="push-mirror-detail"),
+    path("push-mirrors/<int:pk>/run/", mirrors.PushMirrorRunView.as_view(), name="push-mirror-run"),
+    path("pull-mirror/", mirrors.PullMirrorView.as_view(), name="pull-mirror"),
+    path("pull-mirror/sync/", mirrors.PullMirrorSyncView.as_view(), name="pull-mirror-sync"),
+    path("mirror-runs/", mirrors.MirrorRunListView.as_view(), name="mirror-run-list"),
+    path("mirror-runs/<int:pk>/", mirrors.MirrorRunDetailView.as_view(), name="mirror-run-detail"),
+]
+urlpatterns += [
+    path("integrations/", integrations.IntegrationListCreateView.as_view(), name="integration-list"),
+    path("integrations/<int:pk>/", integrations.IntegrationDetailView.as_view(), name="integration-detail"),
+    path("integrations/<int:pk>/connect/", integrations.IntegrationConnectView.as_view(),
+         name="integration-connect"),
 ]

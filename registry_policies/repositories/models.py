@@ -88,6 +88,9 @@ class RepositoryBlob(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "blob"], name="unique_repository_blob")]
 
+    def __str__(self) -> str:
+        return f"{self.repository_id}:{self.blob_id}"
+
 
 class Manifest(models.Model):
     """An image manifest, index or artifact manifest; its bytes are kept verbatim."""
@@ -133,6 +136,9 @@ class RepositoryManifest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["repository", "manifest"], name="unique_repository_manifest")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.repository_id}:{self.manifest_id}"
 
 
 class Tag(models.Model):

@@ -4,10 +4,20 @@ catch-alls whose converters refuse reserved names (see `reserved.py`), so `/api/
 from django.urls import path, register_converter
 
 from registry_policies.web.reserved import NameConverter, NamespaceConverter
-from registry_policies.web.views import dashboard, namespaces, permissions, repositories, teams, tokens
+from registry_policies.web.views import (
+    dashboard,
+    namespaces,
+    permissions,
+    promotions,
+    repositories,
+    tags,
+    teams,
+    tokens,
+)
 
 register_converter(NamespaceConverter, "ns")
 register_converter(NameConverter, "name")
+register_converter(tags.TagConverter, "tag")
 
 app_name = "web"
 urlpatterns = [
@@ -25,7 +35,10 @@ urlpatterns = [
     path("<ns:namespace>/-/teams/<name:team>/members/", teams.team_member_add, name="team-member-add"),
     path("<ns:namespace>/-/teams/<name:team>/members/remove/", teams.team_member_remove,
          name="team-member-remove"),
-    path("<ns:namespace>/<name:name>/", repositories.repository_tags, name="repository"),
+    path("<ns:namespace>/<name:name>/", tags.repository_tags, name="repository"),
+    path("<ns:namespace>/<name:name>/tags/<tag:tag>/", tags.tag_detail, name="tag"),
+    path("<ns:namespace>/<name:name>/tags/<tag:tag>/delete/", tags.tag_delete, name="tag-delete"),
+    path("<ns:namespace>/<name:name>/tags/<tag:tag>/scan/", tags.tag_rescan, name="tag-rescan"),
     path("<ns:namespace>/<name:name>/settings/", repositories.repository_settings,
          name="repository-settings"),
     path("<ns:namespace>/<name:name>/permissions/", permissions.repository_permissions,
@@ -33,4 +46,14 @@ urlpatterns = [
     path("<ns:namespace>/<name:name>/permissions/revoke/", permissions.repository_permission_revoke,
          name="repository-permission-revoke"),
     path("<ns:namespace>/<name:name>/delete/", repositories.repository_delete, name="repository-delete"),
+    path("<ns:namespace>/<name:name>/promotions/", promotions.promotions, name="repository-promotions"),
+    path("<ns:namespace>/<name:name>/promotions/new/", promotions.policy_create, name="promotion-policy-create"),
+    path("<ns:namespace>/<name:name>/promotions/preview/", promotions.template_preview, name="promotion-preview"),
+    path("<ns:namespace>/<name:name>/promotions/<int:pk>/edit/", promotions.policy_edit,
+         name="promotion-policy-edit"),
+    path("<ns:namespace>/<name:name>/promotions/<int:pk>/dry-run/", promotions.policy_dry_run,
+         name="promotion-policy-dry-run"),
+    path("<ns:namespace>/<name:name>/promotions/<int:pk>/run/", promotions.policy_run, name="promotion-policy-run"),
+    path("<ns:namespace>/<name:name>/promotions/<int:pk>/delete/", promotions.policy_delete,
+         name="promotion-policy-delete"),
 ]

@@ -1,0 +1,30 @@
+"""State of the registry protocol itself: blob upload sessions."""
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from registry_policies.repositories.models import Repository
+
+
+class BlobUpload(models.Model):
+    """A resumable blob upload (`POST /v2/<name>/blobs/uploads/`). Its bytes are spooled to a file in
+    the blob store's staging directory; the file's size is the upload's offset. `sha256_hex` is the
+    SHA-256 of the first `hashed_size` bytes, so a session completed by another worker process need
+    not hash the file again."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="blob_uploads")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    hashed_size = models.BigIntegerField(default=0)
+    sha256_hex = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} to {self.repository_id}"

@@ -1,0 +1,1 @@
+"""The /v2/ views, one module per resource."""

@@ -1,0 +1,94 @@
+"""Helpers shared by the /v2/ views: repository lookup, creation on push, pagination, bodies."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+
+from registry_policies.distribution.access import CHALLENGE_ACTIONS, Caller, denied
+from registry_policies.distribution.errors import RegistryError
+from registry_policies.distribution.names import parse_name
+from registry_policies.distribution.uploads import declared_length, request_chunks
+from registry_policies.repositories.models import Repository
+from registry_policies.repositories.services import create_repository
+from registry_policies.tenancy.access import can_create_repository
+from registry_policies.tenancy.models import Namespace
+
+MAX_PAGE = 10_000
+
+
+def find_repository(name: str) -> Repository | None:
+    namespace, repository = parse_name(name)
+    return Repository.objects.select_related("namespace").filter(namespace__name=namespace, name=repository).first()
+
+
+def repository_or_unknown(name: str) -> Repository:
+    repository = find_repository(name)
+    if repository is None:
+        raise name_unknown(name)
+    return repository
+
+
+def name_unknown(name: str) -> RegistryError:
+    return RegistryError("NAME_UNKNOWN", "repository name not known to registry", detail={"name": name})
+
+
+def repository_exists(namespace: str, name: str) -> bool:
+    return Repository.objects.filter(namespace__name=namespace, name=name).exists()
+
+
+def repository_for_push(caller: Caller, name: str) -> Repository:
+    """The repository to push to, created (private) when missing and the caller may create it in its
+    namespace (their own, or one where `tenancy.access.can_create_repository` allows it)."""
+    repository = find_repository(name)
+    if repository is not None:
+        return repository
+    namespace_name, repository_name = parse_name(name)
+    namespace = Namespace.objects.filter(name=namespace_name).first()
+    user = caller.user()
+    if namespace is None or not can_create_repository(user, namespace):
+        raise denied(f"repository:{name}:{CHALLENGE_ACTIONS['push']}",
+                     detail=[{"Type": "repository", "Name": name, "Action": "push"}])
+    try:
+        return create_repository(namespace=namespace, name=repository_name, actor=user)
+    except ValidationError:
+        repository = find_repository(name)  # created concurrently by another push
+        if repository is None:
+            raise RegistryError("NAME_INVALID", "cannot create this repository", detail={"name": name})
+        return repository
+
+
+def page_size(request: HttpRequest, default: int | None) -> int | None:
+    raw = request.GET.get("n")
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RegistryError("UNSUPPORTED", "n must be a non-negative integer", status=400, detail={"n": raw})
+    if value < 0:
+        raise RegistryError("UNSUPPORTED", "n must be a non-negative integer", status=400, detail={"n": raw})
+    return min(value, MAX_PAGE)
+
+
+def add_next_link(response: HttpResponse, path: str, n: int, last: str) -> None:
+    response["Link"] = f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'
+
+
+def read_small_body(request: HttpRequest, limit: int) -> bytes:
+    """The whole body if it has at most `limit` bytes; 413 SIZE_INVALID otherwise (without reading
+    more than `limit + 1` bytes)."""
+    declared = declared_length(request)
+    too_big = RegistryError("SIZE_INVALID", f"the manifest exceeds the limit of {limit} bytes", status=413,
+                            detail={"limit": limit})
+    if declared is not None and declared > limit:
+        raise too_big
+    parts: list[bytes] = []
+    received = 0
+    for chunk in request_chunks(request):
+        received += len(chunk)
+        if received > limit:
+            raise too_big
+        parts.append(chunk)
+    return b"".join(parts)

@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class MirroringConfig(AppConfig):
+    name = "registry_policies.mirroring"
+    label = "mirroring"
+    verbose_name = "Mirroring"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from registry_policies.core import events
+        from registry_policies.mirroring import schedules, tasks
+
+        events.subscribe("TAG_PUSH", tasks.on_tag_push)
+        events.subscribe("SCAN_COMPLETED", tasks.on_scan_completed)
+        events.subscribe("SCAN_FAILED", tasks.on_scan_failed)
+        post_migrate.connect(schedules.ensure_schedules, sender=self,
+                             dispatch_uid="registry_policies.mirroring.ensure_schedules")

@@ -1,0 +1,343 @@
+"""Push mirroring: which tags go (the policy's criteria), and copying them to the remote.
+
+Evaluation (after commit of a TAG_PUSH in the source, from any cause — push, promotion, pull
+mirror — or by hand) records a run per matching tag: *queued*, or *pending* while a criterion
+waits for scan data, exactly like promotions wait; a finished scan (SCAN_COMPLETED) re-evaluates
+pending runs. Execution of a claimed run copies only what the remote lacks:
+
+1. if the remote tag already points at the digest, nothing is sent;
+2. for an index, each child first; for an image, each blob: HEAD on the remote → skip; else a
+   cross-repository mount from another remote repository this integration already mirrored
+   the blob to; else streamed from the local blob store (never loaded into memory);
+3. child manifests by digest, then the index/manifest by digest, then the tag **last**.
+
+Referrers (signatures, SBOMs) and scan data stay behind. Network errors and 5xx are retried with
+backoff by the client; 401/403 fail the run and pause the policy with the reason.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from registry_policies.core import events
+from registry_policies.core.crypto import DecryptionError
+from registry_policies.integrations.client import RegistryClient
+from registry_policies.integrations.errors import (
+    RemoteAuthError,
+    RemoteError,
+    RemoteNotFound,
+    RemotePermissionError,
+    RemoteTLSError,
+)
+from registry_policies.integrations.selectors import integrations_usable_by
+from registry_policies.mirroring import runs
+from registry_policies.mirroring.models import MirrorRun, PushMirrorPolicy
+from registry_policies.mirroring.remote import integration_client
+from registry_policies.policies import criteria, tag_templates
+from registry_policies.policies.facts import UNSCANNED, ImageFacts
+from registry_policies.repositories.errors import ContentError
+from registry_policies.repositories.manifests import Descriptor, ParsedManifest, parse_manifest
+from registry_policies.repositories.models import Manifest, Tag
+from registry_policies.repositories.services import repository_event_contents
+from registry_policies.scanning.facts import image_facts_for
+from registry_policies.scanning.models import Scan
+from registry_policies.scanning.selectors import images_of
+from registry_policies.storage import get_blob_store
+from registry_policies.tenancy.access import can
+
+logger = logging.getLogger(__name__)
+
+PAUSING_ERRORS = (RemoteAuthError, RemotePermissionError, RemoteTLSError)
+MAX_MOUNT_CANDIDATES = 3
+MAX_DEPTH = 4
+
+
+class MirrorContentError(Exception):
+    """Local content cannot be mirrored (a child manifest or blob is missing, a nesting too deep)."""
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+def active_policies_of(repository_id: int) -> list[PushMirrorPolicy]:
+    return list(PushMirrorPolicy.objects.filter(source_id=repository_id, enabled=True, paused_reason="")
+                .select_related("source__namespace", "integration", "author"))
+
+
+def _facts(rules: list[criteria.Rule], manifest: Manifest) -> ImageFacts:
+    return image_facts_for(manifest) if any(rule.needs_scan for rule in rules) else UNSCANNED
+
+
+def evaluate_tag(*, policy: PushMirrorPolicy, tag: Tag, trigger: str) -> MirrorRun | None:
+    """Evaluate `policy` on `tag` and record the outcome. Returns a run that needs a worker (newly
+    queued, or a pending one now queued), or None: no match (nothing recorded; a pending run of
+    the same digest is closed as skipped), still pending, or already queued/running."""
+    digest = tag.manifest.digest
+    open_runs = MirrorRun.objects.filter(push_policy=policy, source_tag=tag.name, digest=digest)
+    if open_runs.filter(status__in=MirrorRun.ACTIVE).exists():
+        return None
+    rules = criteria.parse_rules(policy.rules)
+    evaluation = criteria.evaluate(rules, tag_name=tag.name, facts=_facts(rules, tag.manifest))
+    pending = open_runs.filter(status=MirrorRun.Status.PENDING).first()
+    if evaluation.outcome == criteria.Outcome.NO_MATCH:
+        if pending is not None:
+            runs.close_unstarted(pending, status=MirrorRun.Status.SKIPPED,
+                                 error=f"No longer matches once scanned: {evaluation.reason}")
+        return None
+    if evaluation.outcome == criteria.Outcome.PENDING:
+        failed_scan = _failed_scan_reason(tag.manifest)
+        if failed_scan:  # it will never finish: the policy cannot be decided
+            run = pending or MirrorRun.objects.create(
+                direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=policy.source,
+                remote=policy.remote, status=MirrorRun.Status.PENDING, trigger=trigger, source_tag=tag.name,
+                digest=digest)
+            runs.close_unstarted(run, status=MirrorRun.Status.FAILED, error=f"The scan failed: {failed_scan}",
+                                 error_code="scan_failed")
+            return None
+        if pending is None:
+            MirrorRun.objects.create(
+                direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=policy.source,
+                remote=policy.remote, status=MirrorRun.Status.PENDING, trigger=trigger, source_tag=tag.name,
+                digest=digest, detail=f"Waiting for scan results of every image of the tag: {evaluation.reason}"[:1000])
+        return None
+    now = timezone.now()
+    if pending is not None and MirrorRun.objects.filter(pk=pending.pk, status=MirrorRun.Status.PENDING).update(
+            status=MirrorRun.Status.QUEUED, queued_at=now, trigger=trigger, detail=""):
+        pending.refresh_from_db()
+        return pending
+    return MirrorRun.objects.create(
+        direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=policy.source, remote=policy.remote,
+        status=MirrorRun.Status.QUEUED, trigger=trigger, source_tag=tag.name, digest=digest, queued_at=now)
+
+
+def _failed_scan_reason(manifest: Manifest) -> str:
+    """Why a scan of an image of `manifest` failed ("" when none failed)."""
+    failed = Scan.objects.filter(manifest__in=images_of(manifest), status=Scan.Status.FAILED).first()
+    return (failed.reason or "no reason given") if failed is not None else ""
+
+
+def evaluate_policies_for_tag(*, repository_id: int, tag_name: str, digest: str,
+                              trigger: str = MirrorRun.Trigger.PUSH) -> list[MirrorRun]:
+    """Every active push policy of the repository on one tag, if it still points at `digest`
+    (a newer push has its own evaluation). Returns the runs to hand to workers."""
+    tag = (Tag.objects.select_related("manifest", "repository__namespace")
+           .filter(repository_id=repository_id, name=tag_name, manifest__digest=digest).first())
+    if tag is None:
+        return []
+    queued = []
+    for policy in active_policies_of(repository_id):
+        run = evaluate_tag(policy=policy, tag=tag, trigger=trigger)
+        if run is not None:
+            queued.append(run)
+    return queued
+
+
+def _pending_for_digest(digest: str) -> list[MirrorRun]:
+    parents = Manifest.objects.filter(children__digest=digest).values_list("digest", flat=True)
+    return list(MirrorRun.objects.filter(direction=MirrorRun.Direction.PUSH, status=MirrorRun.Status.PENDING)
+                .filter(Q(digest=digest) | Q(digest__in=list(parents)))
+                .select_related("push_policy__source__namespace", "push_policy__integration"))
+
+
+def fail_pending_for_digest(*, digest: str, reason: str) -> int:
+    """A scan of `digest` failed: the runs waiting for it cannot be decided; fail them."""
+    waiting = _pending_for_digest(digest)
+    for run in waiting:
+        runs.close_unstarted(run, status=MirrorRun.Status.FAILED, error_code="scan_failed",
+                             error=f"The scan failed: {reason or 'no reason given'}")
+    return len(waiting)
+
+
+def resume_pending_for_digest(*, digest: str) -> list[MirrorRun]:
+    """A scan of `digest` finished: re-evaluate pending runs of tags at it (or at an index of it)."""
+    queued = []
+    for run in _pending_for_digest(digest):
+        policy = run.push_policy
+        tag = Tag.objects.select_related("manifest").filter(repository_id=run.repository_id, name=run.source_tag,
+                                                             manifest__digest=run.digest).first()
+        if policy is None or not policy.is_active or tag is None:
+            runs.close_unstarted(run, status=MirrorRun.Status.SKIPPED,
+                                 error="The tag moved, or the policy was disabled, before the scan finished.")
+            continue
+        result = evaluate_tag(policy=policy, tag=tag, trigger=MirrorRun.Trigger.SCAN)
+        if result is not None:
+            queued.append(result)
+    return queued
+
+
+# -- execution -----------------------------------------------------------------------------------
+
+def blocked_reason(policy: PushMirrorPolicy) -> str:
+    """Why the policy may not run any more (its author lost a right), or ""."""
+    author = policy.author
+    if author is None or not author.is_active:
+        return "The policy's author no longer exists or is inactive."
+    if not can(author, "admin", policy.source):
+        return f"The policy's author {author.username} is no longer an administrator of {policy.source.full_name}."
+    if not integrations_usable_by(author).filter(pk=policy.integration_id).exists():
+        return f"The policy's author {author.username} may no longer use the integration {policy.integration}."
+    return ""
+
+
+def pause(policy: PushMirrorPolicy, reason: str) -> None:
+    PushMirrorPolicy.objects.filter(pk=policy.pk).update(paused_reason=reason[:1000])
+    policy.paused_reason = reason[:1000]
+
+
+def execute(run: MirrorRun) -> None:
+    """Carry out the claimed push run `run` and record its outcome (never raises for remote or
+    content failures: they are the run's error)."""
+    policy = (PushMirrorPolicy.objects.select_related("source__namespace", "integration__namespace", "author")
+              .filter(pk=run.push_policy_id).first())
+    if policy is None:
+        runs.finish(run, status=MirrorRun.Status.FAILED, error="The push mirror policy was deleted.")
+        return
+    if not policy.is_active:
+        why = policy.paused_reason or "The policy was disabled."
+        runs.finish(run, status=MirrorRun.Status.SKIPPED, error=f"Not run: {why}")
+        return
+    blocked = blocked_reason(policy)
+    if blocked:
+        pause(policy, blocked)
+        _failed(run, policy, blocked, "author_lost_rights")
+        return
+    tag = Tag.objects.select_related("manifest").filter(repository_id=run.repository_id, name=run.source_tag).first()
+    if tag is None or tag.manifest.digest != run.digest:
+        runs.finish(run, status=MirrorRun.Status.SKIPPED,
+                    error="The tag moved or was deleted before the run started; a newer push has its own run.")
+        return
+    try:
+        remote_tag = tag_templates.render_tag(policy.tag_template, source_tag=tag.name, now=timezone.now())
+    except tag_templates.TagTemplateError as error:
+        _failed(run, policy, str(error), "invalid_tag")
+        return
+    MirrorRun.objects.filter(pk=run.pk).update(remote_tag=remote_tag)
+    run.remote_tag = remote_tag
+    transfer = runs.Transfer()
+    try:
+        with integration_client(policy.integration) as client:
+            up_to_date = Pusher(client, policy, transfer).push(tag.manifest, remote_tag)
+    except DecryptionError as error:
+        pause(policy, str(error))
+        _failed(run, policy, str(error), "secret_undecryptable", transfer)
+    except PAUSING_ERRORS as error:
+        pause(policy, f"Paused after the remote refused it: {error}")
+        _failed(run, policy, str(error), error.code, transfer)
+    except RemoteError as error:
+        _failed(run, policy, str(error), error.code, transfer)
+    except (MirrorContentError, ContentError, FileNotFoundError, ValueError) as error:
+        _failed(run, policy, f"Local content cannot be mirrored: {error}", "content_error", transfer)
+    else:
+        detail = "The remote tag already pointed at this digest: nothing sent." if up_to_date else ""
+        MirrorRun.objects.filter(pk=run.pk).update(detail=detail)
+        if runs.finish(run, status=MirrorRun.Status.SUCCEEDED, transfer=transfer, tags=[remote_tag]):
+            events.emit("PUSH_MIRRORING", contents=_event_contents(run, policy), actor=None)
+
+
+def _failed(run: MirrorRun, policy: PushMirrorPolicy, error: str, code: str,
+            transfer: runs.Transfer | None = None) -> None:
+    if runs.finish(run, status=MirrorRun.Status.FAILED, error=error, error_code=code, transfer=transfer):
+        events.emit("PUSH_MIRRORING_FAILED", contents=_event_contents(run, policy), actor=None)
+
+
+def _event_contents(run: MirrorRun, policy: PushMirrorPolicy) -> dict[str, Any]:
+    return {**repository_event_contents(policy.source), "push_mirror_id": policy.pk, "run_id": run.pk,
+            "tag": run.source_tag, "digest": run.digest, "remote": policy.remote, "remote_tag": run.remote_tag,
+            "status": run.status, "bytes": run.bytes_transferred, "error": run.error}
+
+
+class Pusher:
+    """Copies one manifest tree from the local store to the policy's remote repository."""
+
+    def __init__(self, client: RegistryClient, policy: PushMirrorPolicy, transfer: runs.Transfer) -> None:
+        self.client = client
+        self.policy = policy
+        self.remote = policy.remote_repository
+        self.transfer = transfer
+        self.store = get_blob_store()
+
+    def push(self, manifest: Manifest, remote_tag: str) -> bool:
+        """Push `manifest` and point `remote_tag` at it, last. True when the tag was already there."""
+        if self.client.manifest_digest(self.remote, remote_tag) == manifest.digest:
+            self.transfer.blobs_skipped += self._count_blobs(manifest, 0)
+            return True
+        self._push_tree(manifest, 0, put_by_digest=False)
+        self.client.put_manifest(self.remote, remote_tag, bytes(manifest.payload), manifest.media_type)
+        return False
+
+    def _parse(self, manifest: Manifest, depth: int) -> ParsedManifest:
+        if depth > MAX_DEPTH:
+            raise MirrorContentError(f"{manifest.digest}: indexes nested deeper than {MAX_DEPTH} levels.")
+        return parse_manifest(bytes(manifest.payload), manifest.media_type)
+
+    def _children(self, parsed: ParsedManifest) -> list[Manifest]:
+        found = {m.digest: m for m in Manifest.objects.filter(digest__in=[c.digest for c in parsed.children])}
+        missing = [c.digest for c in parsed.children if c.digest not in found]
+        if missing:
+            raise MirrorContentError(f"the index {parsed.digest} lists {missing[0]}, which is not stored here.")
+        return [found[c.digest] for c in parsed.children]
+
+    def _count_blobs(self, manifest: Manifest, depth: int) -> int:
+        parsed = self._parse(manifest, depth)
+        if parsed.is_index:
+            return sum(self._count_blobs(child, depth + 1) for child in self._children(parsed))
+        return len(parsed.blob_descriptors)
+
+    def _push_tree(self, manifest: Manifest, depth: int, *, put_by_digest: bool = True) -> None:
+        """Children and blobs first, then the manifest by digest (the top one goes by tag only)."""
+        parsed = self._parse(manifest, depth)
+        if self.client.manifest_digest(self.remote, manifest.digest) == manifest.digest:
+            self.transfer.blobs_skipped += self._count_blobs(manifest, depth)
+            return
+        if parsed.is_index:
+            for child in self._children(parsed):
+                self._push_tree(child, depth + 1)
+        else:
+            for descriptor in parsed.blob_descriptors:
+                self._ensure_blob(descriptor)
+        if put_by_digest:
+            self.client.put_manifest(self.remote, manifest.digest, parsed.payload, parsed.media_type)
+
+    def _ensure_blob(self, descriptor: Descriptor) -> None:
+        digest = descriptor.digest
+        if self.client.blob_exists(self.remote, digest):
+            self.transfer.blobs_skipped += 1
+            return
+        for source in mount_candidates(self.policy, digest):
+            try:
+                if self.client.mount_blob(self.remote, digest, source):
+                    self.transfer.blobs_mounted += 1
+                    return
+            except (RemotePermissionError, RemoteNotFound):
+                continue
+        with self.store.open(digest) as handle:
+            self.client.upload_blob(self.remote, digest, descriptor.size, handle)
+        self.transfer.blobs_sent += 1
+        self.transfer.bytes_transferred += descriptor.size
+
+
+def mount_candidates(policy: PushMirrorPolicy, digest: str) -> list[str]:
+    """Other repositories of the same remote registry that hold `digest` because a push mirror run
+    put it there (a succeeded run of a manifest — or an index of one — containing the blob)."""
+    holders = list(Manifest.objects.filter(blobs__digest=digest).values_list("digest", flat=True)[:100])
+    if not holders:
+        return []
+    parents = Manifest.objects.filter(children__digest__in=holders).values_list("digest", flat=True)[:100]
+    repositories = (MirrorRun.objects
+                    .filter(direction=MirrorRun.Direction.PUSH, status=MirrorRun.Status.SUCCEEDED,
+                            digest__in=[*holders, *parents], push_policy__integration__url=policy.integration.url)
+                    .exclude(push_policy__remote_repository=policy.remote_repository)
+                    .values_list("push_policy__remote_repository", flat=True).distinct())
+    return list(repositories[:MAX_MOUNT_CANDIDATES])
+
+
+def queue_on_existing_tags(*, policy: PushMirrorPolicy) -> list[MirrorRun]:
+    """Evaluate `policy` on every current tag of its source ("run on existing tags")."""
+    queued = []
+    for tag in Tag.objects.filter(repository_id=policy.source_id).select_related("manifest").order_by("name"):
+        run = evaluate_tag(policy=policy, tag=tag, trigger=MirrorRun.Trigger.MANUAL)
+        if run is not None:
+            queued.append(run)
+    return queued

@@ -1,0 +1,107 @@
+"""django-q2 tasks of mirroring: thin, take primary keys, claim their row, idempotent.
+
+- `evaluate_push_policies(repository_id, tag, digest, trigger)` — queued after commit of a
+  TAG_PUSH in a repository with active push mirror policies;
+- `resume_pending_push_runs(digest)` — queued after SCAN_COMPLETED;
+- `run_mirror(run_id)` — claims one run (push or pull) and carries it out, then drains the
+  queued runs of the same mirror that could not be claimed meanwhile;
+- `poll_due_mirrors()` — the periodic schedule (every minute): claims due pull mirrors, queues
+  their syncs, and recovers runs whose worker died.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django_q.tasks import async_task
+
+from registry_policies.core.events import Event
+from registry_policies.mirroring import pull, push, runs
+from registry_policies.mirroring.models import MirrorRun, PushMirrorPolicy
+
+logger = logging.getLogger(__name__)
+
+RUN_TASK = "registry_policies.mirroring.tasks.run_mirror"
+DRAIN_BUDGET_SECONDS = 300
+
+
+def queue_run(run_id: int) -> None:
+    """Hand run `run_id` to a worker (inline when Q_CLUSTER sync is on)."""
+    async_task(RUN_TASK, run_id, task_name=f"mirror-run-{run_id}")
+
+
+def run_mirror(run_id: int) -> str:
+    """Claim and carry out run `run_id`; returns its final status ("" when not claimable: done,
+    taken, or another run of the same mirror is running — that one drains this one)."""
+    started = time.monotonic()
+    run = runs.claim(run_id)
+    first_status = ""
+    while run is not None:
+        (push.execute if run.direction == MirrorRun.Direction.PUSH else pull.execute)(run)
+        first_status = first_status or run.status
+        following = runs.next_queued(run)
+        if following is None:
+            break
+        if time.monotonic() - started > DRAIN_BUDGET_SECONDS:
+            queue_run(following.pk)  # stay well inside the task time limit
+            break
+        run = runs.claim(following.pk)
+    return first_status
+
+
+def evaluate_push_policies(repository_id: int, tag: str, digest: str, trigger: str = "push") -> int:
+    """Evaluate the repository's push mirror policies on one tag; returns how many runs were queued."""
+    queued = push.evaluate_policies_for_tag(repository_id=repository_id, tag_name=tag, digest=digest,
+                                            trigger=trigger)
+    for run in queued:
+        queue_run(run.pk)
+    return len(queued)
+
+
+def resume_pending_push_runs(digest: str) -> int:
+    queued = push.resume_pending_for_digest(digest=digest)
+    for run in queued:
+        queue_run(run.pk)
+    return len(queued)
+
+
+def fail_pending_push_runs(digest: str, reason: str) -> int:
+    return push.fail_pending_for_digest(digest=digest, reason=reason)
+
+
+def poll_due_mirrors() -> int:
+    """The periodic task: syncs of due pull mirrors, plus runs recovered from dead workers."""
+    recovered = runs.recover_stale_runs()
+    started = pull.claim_due_mirrors()
+    for run_id in [*recovered, *(run.pk for run in started)]:
+        queue_run(run_id)
+    return len(recovered) + len(started)
+
+
+# -- event handlers (after commit) ---------------------------------------------------------------
+
+def on_tag_push(event: Event) -> None:
+    """Any tag push (client, promotion, pull mirror): evaluate the repository's push mirrors."""
+    contents: dict[str, Any] = event.contents
+    repository_id = contents.get("repository_id")
+    if repository_id is None or not contents.get("tag") or not contents.get("digest"):
+        return
+    if not PushMirrorPolicy.objects.filter(source_id=repository_id, enabled=True, paused_reason="").exists():
+        return
+    async_task("registry_policies.mirroring.tasks.evaluate_push_policies", repository_id, contents["tag"],
+               contents["digest"], MirrorRun.Trigger.PUSH,
+               task_name=f"push-mirrors:{contents.get('full_name', repository_id)}:{contents['tag']}"[:100])
+
+
+def on_scan_completed(event: Event) -> None:
+    digest = event.contents.get("digest")
+    if digest and MirrorRun.objects.filter(status=MirrorRun.Status.PENDING).exists():
+        async_task("registry_policies.mirroring.tasks.resume_pending_push_runs", digest)
+
+
+def on_scan_failed(event: Event) -> None:
+    digest = event.contents.get("digest")
+    if digest and MirrorRun.objects.filter(status=MirrorRun.Status.PENDING).exists():
+        async_task("registry_policies.mirroring.tasks.fail_pending_push_runs", digest,
+                   str(event.contents.get("reason", "")))

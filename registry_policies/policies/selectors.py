@@ -1,0 +1,52 @@
+"""Reads on promotion policies and promotions, ready for list pages and the API (no N+1)."""
+from django.db.models import QuerySet
+
+from registry_policies.policies.models import Promotion, PromotionPolicy
+from registry_policies.repositories.models import Repository
+from registry_policies.repositories.selectors import get_visible_repository
+from registry_policies.tenancy.access import Role, User, repositories_visible_to, repositories_with_role
+
+
+def policies_of(repository: Repository) -> QuerySet[PromotionPolicy]:
+    """The promotion policies whose source is `repository`, oldest first, with source, target
+    (and their namespaces) and author joined and the rules prefetched."""
+    return (PromotionPolicy.objects.filter(source=repository)
+            .select_related("source__namespace", "target__namespace", "author")
+            .prefetch_related("rules")
+            .order_by("id"))
+
+
+def promotions_of(repository: Repository, *, status: str | None = None, policy: int | None = None,
+                  tag: str | None = None) -> QuerySet[Promotion]:
+    """The promotions recorded for `repository` as a source, newest first, optionally filtered by
+    status, policy id and source tag."""
+    promotions = Promotion.objects.filter(source_repository=repository).order_by("-created_at", "-id")
+    if status:
+        promotions = promotions.filter(status=status)
+    if policy is not None:
+        promotions = promotions.filter(policy_id=policy)
+    if tag:
+        promotions = promotions.filter(source_tag=tag)
+    return promotions
+
+
+def visible_repository_named(user: User, full_name: str) -> Repository | None:
+    """The repository `namespace/name` if `user` can see it; None for a malformed name, a missing
+    repository or one the user may not see (these look the same to them)."""
+    namespace, slash, name = full_name.strip().partition("/")
+    if not slash or not namespace or not name or "/" in name:
+        return None
+    return get_visible_repository(user, namespace, name)
+
+
+def push_targets_for(user: User, *, source: Repository) -> list[Repository]:
+    """The repositories `user` may push to (possible targets of a policy on `source`), by name."""
+    return list(repositories_with_role(user, Role.WRITE).exclude(pk=source.pk)
+                .select_related("namespace").order_by("namespace__name", "name"))
+
+
+def visible_ids(user: User, repository_ids: set[int]) -> set[int]:
+    """Which of `repository_ids` `user` can see (one query), e.g. to link only those."""
+    if not repository_ids:
+        return set()
+    return set(repositories_visible_to(user).filter(pk__in=repository_ids).values_list("pk", flat=True))

@@ -1,0 +1,134 @@
+"""Blobs on a local (or shared) filesystem: `<root>/sha256/ab/abcdef…`.
+
+Uploads are spooled under `<root>/_uploads/`, on the same filesystem, so
+putting a verified upload in place is a hard link (or rename): atomic, and an
+existing blob is never rewritten. Reads hand out the open file itself so that
+gunicorn can `sendfile` it.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from registry_policies.storage.base import SUPPORTED_ALGORITHMS, blob_key
+
+
+class FileSlice:
+    """At most `length` bytes of an open file from its current position.
+
+    Keeps `fileno()` so gunicorn can `sendfile` the slice (it sends exactly the
+    response's Content-Length from the file's current offset)."""
+
+    def __init__(self, handle: IO[bytes], length: int) -> None:
+        self._handle = handle
+        self._remaining = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        size = self._remaining if size is None or size < 0 else min(size, self._remaining)
+        data = self._handle.read(size)
+        self._remaining -= len(data)
+        return data
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> FileSlice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FilesystemBlobStore:
+    """The default backend (`BLOB_STORAGE_URL=file:///path/to/blobs`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.staging_dir = self.root / "_uploads"
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"FilesystemBlobStore({str(self.root)!r})"
+
+    def path(self, digest: str) -> Path:
+        return self.root / blob_key(digest)
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int | None:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def ingest(self, path: Path, digest: str) -> bool:
+        target = self.path(digest)
+        try:
+            if target.exists():
+                return False
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)  # fails if another upload of the same digest won the race
+            except FileExistsError:
+                return False
+            except OSError as error:
+                if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                    raise
+                os.replace(path, target)  # filesystems without hard links; same bytes either way
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def put_bytes(self, data: bytes, digest: str) -> None:
+        if self.exists(digest):
+            return
+        fd, temp = _mkstemp(self.staging_dir)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        self.ingest(temp, digest)
+
+    def open(self, digest: str, *, start: int = 0, length: int | None = None) -> IO[bytes]:
+        handle = open(self.path(digest), "rb")  # noqa: SIM115 - the response closes it
+        if start:
+            handle.seek(start)
+        if length is None:
+            return handle
+        return FileSlice(handle, length)  # type: ignore[return-value]
+
+    def download_url(self, digest: str) -> str | None:
+        return None
+
+    def delete(self, digest: str) -> bool:
+        try:
+            self.path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def iter_digests(self) -> Iterator[str]:
+        for algorithm in SUPPORTED_ALGORITHMS:
+            base = self.root / algorithm
+            if not base.is_dir():
+                continue
+            for prefix in base.iterdir():
+                if prefix.is_dir():
+                    for entry in prefix.iterdir():
+                        yield f"{algorithm}:{entry.name}"
+
+
+def _mkstemp(directory: Path) -> tuple[int, Path]:
+    import tempfile
+
+    fd, name = tempfile.mkstemp(dir=directory, prefix="put-")
+    return fd, Path(name)
