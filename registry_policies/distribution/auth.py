@@ -197,7 +197,8 @@ def user_from_refresh_token(raw: str) -> tuple[User, int | None] | None:
     claims = _decode(raw)
     if claims is None or claims.get("typ") != "refresh":
         return None
-    user = User.objects.filter(pk=claims.get("uid"), is_active=True).first()
+    uid = claims.get("uid")
+    user = User.objects.filter(pk=uid, is_active=True).first() if isinstance(uid, int) else None
     if user is None or claims.get("cred") != _credential_fingerprint(user):
         return None
     token_id = claims.get("pat")

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from registry_policies.repositories.errors import ContentError
@@ -100,14 +101,15 @@ def from_content_error(error: ContentError) -> RegistryError:
     return RegistryError(code if code in REGISTRY else "UNKNOWN", error.message, detail=detail)
 
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def registry_endpoint(view: View) -> View:
     """Wrap a /v2/ or /auth/ view: CSRF-exempt, registry errors rendered, no stack traces."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response: HttpResponseBase
         try:
             response = view(request, *args, **kwargs)
         except RegistryError as error:
@@ -122,7 +124,7 @@ def registry_endpoint(view: View) -> View:
             logger.exception("unhandled error in %s %s", request.method, request.path)
             response = RegistryError("UNKNOWN", "internal server error").response()
         response.setdefault("Docker-Distribution-API-Version", "registry/2.0")
-        if request.method == "HEAD" and not response.streaming and response.content:
+        if request.method == "HEAD" and isinstance(response, HttpResponse) and response.content:
             response.content = b""  # errors of HEAD requests carry their status and headers only
             response["Content-Length"] = "0"
         return response

@@ -95,8 +95,8 @@ def claim_due_mirrors() -> list[MirrorRun]:
 def execute(run: MirrorRun) -> None:
     """Carry out the claimed pull run `run` and record its outcome (remote and content failures
     are the run's error, never raised)."""
-    mirror = PullMirror.objects.select_related("repository__namespace", "created_by").filter(
-        pk=run.pull_mirror_id).first()
+    mirror = None if run.pull_mirror_id is None else PullMirror.objects.select_related(
+        "repository__namespace", "created_by").filter(pk=run.pull_mirror_id).first()
     if mirror is None:
         runs.finish(run, status=MirrorRun.Status.FAILED, error="The pull mirror was deleted.")
         return

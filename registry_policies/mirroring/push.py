@@ -189,8 +189,9 @@ def pause(policy: PushMirrorPolicy, reason: str) -> None:
 def execute(run: MirrorRun) -> None:
     """Carry out the claimed push run `run` and record its outcome (never raises for remote or
     content failures: they are the run's error)."""
-    policy = (PushMirrorPolicy.objects.select_related("source__namespace", "integration__namespace", "author")
-              .filter(pk=run.push_policy_id).first())
+    policy = None if run.push_policy_id is None else (
+        PushMirrorPolicy.objects.select_related("source__namespace", "integration__namespace", "author")
+        .filter(pk=run.push_policy_id).first())
     if policy is None:
         runs.finish(run, status=MirrorRun.Status.FAILED, error="The push mirror policy was deleted.")
         return

@@ -9,6 +9,7 @@ Runs are handed to workers after commit.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,12 @@ def connect_error(result: ConnectResult) -> ValidationError:
 
 def _run_after_commit(queued: list[MirrorRun]) -> None:
     ids = [run.pk for run in queued]
-    transaction.on_commit(lambda: [queue_run(run_id) for run_id in ids])
+
+    def hand_out() -> None:
+        for run_id in ids:
+            queue_run(run_id)
+
+    transaction.on_commit(hand_out)
 
 
 # -- push mirror policies ------------------------------------------------------------------------
@@ -204,7 +210,7 @@ def _clean_ca(value: str) -> str:
 def _validate_pull(values: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, Any] = {}
-    checks = {
+    checks: dict[str, Callable[[Any], Any]] = {
         "url": lambda v: normalize_registry_url(v, field="url"),
         "remote_repository": normalize_remote_repository,
         "tag_filter": normalize_tag_filter,

@@ -271,7 +271,7 @@ def push_manifest(*, repository: Repository, reference: str, body: bytes, media_
 
 # -- tags ------------------------------------------------------------------------------------------
 
-def _closure(manifest_ids: set[int], referrers_from: Repository | None) -> set[int]:
+def manifest_closure(manifest_ids: set[int], referrers_from: Repository | None) -> set[int]:
     """`manifest_ids` with all their children (recursively) and, from `referrers_from`, the manifests
     whose subject is one of them (signatures, SBOMs, attestations), recursively."""
     seen: set[int] = set()
@@ -295,7 +295,7 @@ def link_manifest(*, repository: Repository, manifest: Manifest, actor: Actor = 
     without copying bytes; with `referrers_from`, also the artifacts referring to them there.
     Returns the ids of manifests newly linked."""
     with transaction.atomic():
-        ids = _closure({manifest.pk}, referrers_from)
+        ids = manifest_closure({manifest.pk}, referrers_from)
         list(Manifest.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
         new = _touch_links(RepositoryManifest, "manifest_id", repository, ids)
         blob_ids = set(Manifest.blobs.through.objects.filter(manifest_id__in=ids).values_list("blob_id", flat=True))

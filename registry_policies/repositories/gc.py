@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from registry_policies.repositories.content import _closure
+from registry_policies.repositories.content import manifest_closure
 from registry_policies.repositories.models import (
     Blob,
     Manifest,
@@ -80,7 +80,7 @@ def _delete_stale(model: type[RepositoryBlob] | type[RepositoryManifest], ids: l
 
 def _dead_manifest_links(repository: Repository, cutoff: datetime) -> list[int]:
     tagged = set(Tag.objects.filter(repository=repository).values_list("manifest_id", flat=True))
-    alive = _closure(tagged, repository) if tagged else set()
+    alive = manifest_closure(tagged, repository) if tagged else set()
     return list(RepositoryManifest.objects.filter(repository=repository, created_at__lt=cutoff)
                 .exclude(manifest_id__in=alive).values_list("pk", flat=True))
 

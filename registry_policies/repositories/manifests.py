@@ -129,10 +129,11 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         if p.get("variant"):
             parts.append(str(p["variant"]))
         platform = "/".join(parts) if all(parts[:2]) else ""
-    annotations = value.get("annotations") if isinstance(value.get("annotations"), dict) else {}
-    artifact_type = value.get("artifactType") if isinstance(value.get("artifactType"), str) else ""
-    return Descriptor(media_type=media_type, digest=digest, size=size, platform=platform,  # type: ignore[arg-type]
-                      artifact_type=artifact_type, annotations=annotations)
+    raw_annotations = value.get("annotations")
+    annotations = {str(k): str(v) for k, v in raw_annotations.items()} if isinstance(raw_annotations, dict) else {}
+    raw_type = value.get("artifactType")
+    return Descriptor(media_type=media_type, digest=str(digest), size=size, platform=platform,
+                      artifact_type=raw_type if isinstance(raw_type, str) else "", annotations=annotations)
 
 
 def _media_type(document: dict[str, Any], content_type: str) -> str:

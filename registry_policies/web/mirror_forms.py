@@ -8,6 +8,7 @@ fields they name.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -79,7 +80,7 @@ class MirrorForm(forms.Form):
         return name or (urlsplit(self.cleaned_data.get("registry_url", "")).netloc or "remote")[:100]
 
 
-def place_errors(error: ValidationError, *, form: MirrorForm, rows: list[forms.Form],
+def place_errors(error: ValidationError, *, form: MirrorForm, rows: Sequence[forms.Form],
                  rules: list[dict[str, Any]]) -> None:
     """Put a service's errors next to the fields (and rule rows) they name."""
     messages = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
@@ -90,7 +91,7 @@ def place_errors(error: ValidationError, *, form: MirrorForm, rows: list[forms.F
         form.add_error(name if name in form.fields else None, texts)
 
 
-def _place_rule_errors(rules: list[dict[str, Any]], rows: list[forms.Form]) -> bool:
+def _place_rule_errors(rules: list[dict[str, Any]], rows: Sequence[forms.Form]) -> bool:
     try:
         criteria.parse_rules(rules)
     except criteria.InvalidRules as invalid:

@@ -57,3 +57,8 @@ urlpatterns = [
     path("<ns:namespace>/<name:name>/promotions/<int:pk>/delete/", promotions.policy_delete,
          name="promotion-policy-delete"),
 ]
+
+# The Mirrors tab (issue 7).
+from registry_policies.web.mirror_urls import urlpatterns as mirror_urlpatterns  # noqa: E402
+
+urlpatterns += mirror_urlpatterns

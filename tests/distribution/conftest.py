@@ -13,9 +13,9 @@ from tests.distribution.images import Blob, Image, sha256
 from tests.servers import RunningServer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One server for the whole module (starting one costs seconds); tests use their own users."""
+    """One server for the registry tests (starting one costs seconds); each test uses its own users."""
     running = RunningServer.start(tmp_path_factory.mktemp("registry"), with_worker=False)
     yield running
     running.stop()
@@ -42,6 +42,22 @@ class Account:
 def new_account(server: RunningServer, prefix: str = "user") -> Account:
     username, password = server.create_user(unique(prefix))
     return Account(username, password)
+
+
+@pytest.fixture
+def alice(server: RunningServer) -> Account:
+    return new_account(server, "alice")
+
+
+@pytest.fixture
+def bob(server: RunningServer) -> Account:
+    return new_account(server, "bob")
+
+
+def stored_blob_exists(server: RunningServer, digest: str) -> bool:
+    """Whether the filesystem store of `server` holds the bytes of `digest`."""
+    hexpart = digest.split(":", 1)[1]
+    return (server.data_dir / "blobs" / "sha256" / hexpart[:2] / hexpart).exists()
 
 
 def create_token(server: RunningServer, account: Account, name: str = "ci") -> str:

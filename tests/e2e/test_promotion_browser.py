@@ -48,6 +48,12 @@ def test_user_creates_a_policy_in_the_promotions_tab_and_sees_the_promotion(live
     expect(page.get_by_label("Rule 2 severity")).to_be_disabled()  # only for vulnerabilities
     page.get_by_label("Rule 2 operator").select_option("starts_with")
     page.get_by_label("Rule 2 values").fill("1.")
+    page.get_by_role("button", name="Add a rule row").click()  # a third row, removed again
+    page.get_by_label("Rule 3 field").select_option("tag_name")
+    page.get_by_label("Rule 3 operator").select_option("contains")
+    page.get_by_label("Rule 3 values").fill("never")
+    page.get_by_role("row").filter(has=page.get_by_label("Rule 3 values")).get_by_role("button", name="Remove").click()
+    expect(page.get_by_label("Rule 3 values")).to_be_hidden()
     page.get_by_label("Target repository").select_option("alice/qa")
 
     # The template preview follows typing; an invalid template says why.
@@ -65,6 +71,7 @@ def test_user_creates_a_policy_in_the_promotions_tab_and_sees_the_promotion(live
     expect(policies).to_contain_text("tag name ends with 'stable'")
     expect(policies).to_contain_text("tag name starts with '1.'")
     expect(policies).to_contain_text("alice/qa")
+    expect(policies).not_to_contain_text("never")
     assert policy.rules.count() == 2 and policy.tag_template == "%n-promoted"
 
     # Two pushes (in-process, as a client's push would): one matches, one does not.

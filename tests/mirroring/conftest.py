@@ -54,3 +54,14 @@ def restartable_registry(tmp_path_factory):  # type: ignore[no-untyped-def]
     registry = start_distribution(tmp_path_factory.mktemp("restartable-registry"))
     yield registry
     registry.stop()
+
+
+@pytest.fixture
+def fake_remote():  # type: ignore[no-untyped-def]
+    """A scripted registry serving `upstream/app:1.0`."""
+    from tests.mirroring.fakes import FakeRegistry
+
+    registry = FakeRegistry()
+    registry.add_image("1.0")
+    yield registry
+    registry.stop()

@@ -53,7 +53,7 @@ def test_event_in_committed_transaction_is_delivered_once_with_a_verifiable_sign
     assert delivery.status == WebhookDelivery.Status.SUCCEEDED
     assert (delivery.attempts, delivery.response_status, delivery.response_excerpt) == (1, 200, '{"ok": true}')
     assert delivery.duration_ms is not None and delivery.request_body.encode() == request.body
-    assert not Schedule.objects.exists()
+    assert not Schedule.objects.filter(func=DELIVER_TASK).exists()
 
 
 def test_signature_from_another_secret_does_not_verify(world, receiver):
@@ -95,7 +95,7 @@ def test_receiver_500_then_200_is_retried_and_both_attempts_logged(world, receiv
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == WebhookDelivery.Status.RETRYING and delivery.attempts == 1
     assert delivery.response_status == 500 and "HTTP 500" in delivery.error
-    schedule = Schedule.objects.get()
+    schedule = Schedule.objects.get(func=DELIVER_TASK)
     assert (schedule.func, schedule.args, schedule.schedule_type) == (DELIVER_TASK, str(delivery.pk), Schedule.ONCE)
     assert schedule.next_run == delivery.next_attempt_at
     assert before + timedelta(seconds=29) < delivery.next_attempt_at < timezone.now() + timedelta(seconds=31)
@@ -109,7 +109,7 @@ def test_receiver_500_then_200_is_retried_and_both_attempts_logged(world, receiv
     assert len(receiver.requests) == 2
     assert receiver.requests[0].headers["webhook-id"] == receiver.requests[1].headers["webhook-id"]
     assert receiver.requests[0].body == receiver.requests[1].body
-    assert not Schedule.objects.exists()
+    assert not Schedule.objects.filter(func=DELIVER_TASK).exists()
 
 
 def test_receiver_down_exhausts_attempts_with_backoff_and_fails(world, dead_url, settings):
@@ -129,7 +129,7 @@ def test_receiver_down_exhausts_attempts_with_backoff_and_fails(world, dead_url,
     assert delivery.response_status is None and "Could not connect to 127.0.0.1" in delivery.error
     assert delivery.attempt_log.count() == 4
     assert not delivery.attempt_log.filter(succeeded=True).exists()
-    assert not Schedule.objects.exists()
+    assert not Schedule.objects.filter(func=DELIVER_TASK).exists()
 
 
 def test_retry_delay_is_exponential_and_bounded(settings):

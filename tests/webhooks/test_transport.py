@@ -8,6 +8,7 @@ from standardwebhooks import Webhook as StandardWebhook
 
 from registry_policies.core import events
 from registry_policies.webhooks import services, transport, urls_policy
+from registry_policies.webhooks.delivery import DELIVER_TASK
 from registry_policies.webhooks.models import Webhook, WebhookDelivery
 from tests.webhooks.helpers import other_ca_pem
 
@@ -25,7 +26,7 @@ def test_tls_receiver_with_private_ca_is_reached_only_when_the_ca_is_given(world
     assert tls_receiver.requests == []
 
     services.update_webhook(webhook=without, actor=world["owner"], changes={"ca_certificate": test_ca.ca_pem})
-    Schedule.objects.all().delete()
+    Schedule.objects.filter(func=DELIVER_TASK).delete()
     again = services.redeliver(delivery=failed, actor=world["owner"])
     assert again.status == WebhookDelivery.Status.SUCCEEDED and again.response_status == 200
     [request] = tls_receiver.requests
@@ -46,7 +47,7 @@ def test_url_that_became_refused_fails_at_delivery_without_retry(world, receiver
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == WebhookDelivery.Status.FAILED and delivery.attempts == 1
     assert delivery.error == "url: 169.254.169.254 is a cloud metadata address; webhooks cannot be sent there."
-    assert not Schedule.objects.exists()
+    assert not Schedule.objects.filter(func=DELIVER_TASK).exists()
 
 
 def test_dns_rebinding_is_caught_on_the_connected_address(monkeypatch, receiver):

@@ -19,7 +19,8 @@ class IntegrationSerializer(serializers.ModelSerializer[Integration]):
 
     namespace = serializers.CharField(source="namespace.name", read_only=True)
     has_secret = serializers.BooleanField(read_only=True, help_text="Whether a password or token is stored.")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username",
+                                                                                read_only=True)
     last_connect = LastConnectSerializer(source="*", read_only=True)
 
     class Meta:

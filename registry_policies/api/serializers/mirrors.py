@@ -29,7 +29,7 @@ class PushMirrorSerializer(serializers.ModelSerializer[PushMirrorPolicy]):
     integration_url = serializers.CharField(source="integration.url", read_only=True)
     remote = serializers.CharField(read_only=True, help_text="host[/prefix]/repository on the remote.")
     rules = serializers.SerializerMethodField()
-    author = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    author: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
     is_active = serializers.BooleanField(read_only=True, help_text="Enabled and not paused.")
 
     class Meta:
@@ -84,7 +84,8 @@ class PullMirrorSerializer(serializers.ModelSerializer[PullMirror]):
     repository = serializers.CharField(source="repository.full_name", read_only=True)
     has_secret = serializers.BooleanField(read_only=True)
     remote = serializers.CharField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username",
+                                                                                read_only=True)
     active_run = serializers.SerializerMethodField(help_text="The queued or running sync, if any.")
 
     class Meta:

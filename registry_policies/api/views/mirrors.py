@@ -177,7 +177,7 @@ class PullMirrorView(generics.GenericAPIView[PullMirror]):
 
 
 @extend_schema(tags=["mirrors"])
-class PullMirrorSyncView(generics.GenericAPIView[PullMirror]):
+class PullMirrorSyncView(generics.GenericAPIView[MirrorRun]):
     """"Sync now": queue a sync at once; 409 while one is queued or running."""
 
     serializer_class = MirrorRunSerializer

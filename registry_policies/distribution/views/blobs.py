@@ -13,6 +13,7 @@ import re
 import uuid
 
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 
 from registry_policies.distribution import uploads
 from registry_policies.distribution.access import may, require
@@ -53,7 +54,7 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _download(request: HttpRequest, name: str, digest: str) -> HttpResponse:
+def _download(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
     namespace, repository = parse_name(name)
     check_digest(digest)
     require(request, name, "pull")
@@ -85,18 +86,18 @@ def _download(request: HttpRequest, name: str, digest: str) -> HttpResponse:
     except FileNotFoundError:
         logger.error("blob %s is linked but missing from the store", digest)
         raise RegistryError("BLOB_UNKNOWN", f"blob unknown to registry: {digest}", detail={"digest": digest})
-    response = FileResponse(handle, content_type="application/octet-stream", status=206 if wanted else 200)
-    response.block_size = 1024 * 1024
-    response["Content-Length"] = str(length)
+    download = FileResponse(handle, content_type="application/octet-stream", status=206 if wanted else 200)
+    download.block_size = 1024 * 1024  # when not sent with sendfile (S3 streams, other servers)
+    download["Content-Length"] = str(length)
     if wanted:
-        response["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
+        download["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
     for key, value in headers.items():
-        response[key] = value
-    return response
+        download[key] = value
+    return download
 
 
 @registry_endpoint
-def blob(request: HttpRequest, name: str, digest: str) -> HttpResponse:
+def blob(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
     if request.method in ("GET", "HEAD"):
         return _download(request, name, digest)
     if request.method == "DELETE":

@@ -10,6 +10,7 @@ from registry_policies.distribution.access import CHALLENGE_ACTIONS, Caller, den
 from registry_policies.distribution.errors import RegistryError
 from registry_policies.distribution.names import parse_name
 from registry_policies.distribution.uploads import declared_length, request_chunks
+from registry_policies.mirroring.selectors import is_pull_mirrored
 from registry_policies.repositories.models import Repository
 from registry_policies.repositories.services import create_repository
 from registry_policies.tenancy.access import can_create_repository
@@ -43,6 +44,7 @@ def repository_for_push(caller: Caller, name: str) -> Repository:
     namespace (their own, or one where `tenancy.access.can_create_repository` allows it)."""
     repository = find_repository(name)
     if repository is not None:
+        refuse_pull_mirrored(repository)
         return repository
     namespace_name, repository_name = parse_name(name)
     namespace = Namespace.objects.filter(name=namespace_name).first()
@@ -57,6 +59,14 @@ def repository_for_push(caller: Caller, name: str) -> Repository:
         if repository is None:
             raise RegistryError("NAME_INVALID", "cannot create this repository", detail={"name": name})
         return repository
+
+
+def refuse_pull_mirrored(repository: Repository) -> None:
+    """A pull-mirrored repository is read-only to pushes: only its mirror writes its tags."""
+    if is_pull_mirrored(repository):
+        raise RegistryError("DENIED", f"{repository.full_name} is a pull mirror of a remote repository and is "
+                                      "read-only: push to the remote instead, or remove the pull mirror",
+                            detail={"name": repository.full_name, "reason": "pull_mirror"})
 
 
 def page_size(request: HttpRequest, default: int | None) -> int | None:
