@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-GRACE_SECONDS = 8.0
+GRACE_SECONDS = 5.0
 
 
 class Command(BaseCommand):
