@@ -201,22 +201,33 @@ def sample_rss(pids: list[int], action: Callable[[], object]) -> dict[str, objec
 
 
 def start_distribution(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """CNCF distribution on a free loopback port (retried if another process grabs the port first)."""
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n")
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.get(url + "/v2/", timeout=1)
-            return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    for _attempt in range(5):
+        port = free_port()
+        config = workdir / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n")
+        process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            if process.poll() is not None:
+                break
+            try:
+                response = requests.get(url + "/v2/", timeout=1)
+            except requests.ConnectionError:
+                time.sleep(0.1)
+                continue
+            time.sleep(0.3)  # still ours, not another server that answered on the port?
+            if process.poll() is None and response.status_code == 200:
+                return process, url
+            break
+        process.kill()
+        process.wait()
     raise RuntimeError("docker-registry did not start")
 
 
@@ -229,6 +240,22 @@ def our_target(server: RunningServer) -> Target:
     return Target("registry_policies", server.url, {"Authorization": f"Bearer {token}"}, name)
 
 
+def summarize(label: str, pushes: list[float], pulls: list[float], rps: list[dict[str, object]]
+              ) -> dict[str, object]:
+    rates = [float(r["rps"]) for r in rps]  # type: ignore[arg-type]
+    summary: dict[str, object] = {
+        "manifest_get": {"tool": rps[0]["tool"], "rps": round(statistics.median(rates), 1),
+                         "runs": [round(v, 1) for v in rates],
+                         "non_2xx": sum(int(r["non_2xx"]) for r in rps)},  # type: ignore[call-overload]
+    }
+    if pushes:
+        summary.update({"push_mib_s": round(statistics.median(pushes), 1),
+                        "pull_mib_s": round(statistics.median(pulls), 1),
+                        "push_runs": [round(v, 1) for v in pushes], "pull_runs": [round(v, 1) for v in pulls]})
+    print(label, json.dumps(summary), flush=True)
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blob-mib", type=int, default=256)
@@ -238,57 +265,38 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="registry-bench-"))
+    load_before = os.getloadavg()
     server = RunningServer.start(work / "ours", with_worker=False)
+    # The same product with persistent SQLite connections, for manifest GETs: settings.py sets
+    # CONN_MAX_AGE only for PostgreSQL, so SQLite is reopened on every request; DATABASE_URL's
+    # `conn_max_age` parameter (django-environ) turns that off without a code change.
+    variant_dir = work / "ours-persistent-db"
+    variant = RunningServer.start(variant_dir, with_worker=False, extra_env={
+        "DATABASE_URL": f"sqlite:///{variant_dir / 'registry.sqlite3'}?conn_max_age=600&conn_health_checks=true"})
     distribution, distribution_url = start_distribution(work / "distribution")
     try:
         ours = our_target(server)
+        persistent = our_target(variant)
+        persistent.label = "registry_policies_persistent_db"
         theirs = Target("distribution", distribution_url, {}, "bench/bench")
-        targets = (theirs, ours)
+        targets = (theirs, ours, persistent)
         pushes: dict[str, list[float]] = {t.label: [] for t in targets}
         pulls: dict[str, list[float]] = {t.label: [] for t in targets}
         rps: dict[str, list[dict[str, object]]] = {t.label: [] for t in targets}
-        urls = {}
         with requests.Session() as session:
-            for target in targets:
-                urls[target.label] = push_manifest(target, session)
-            for run in range(args.runs):  # alternate the two servers so that load elsewhere hits both alike
+            urls = {target.label: push_manifest(target, session) for target in targets}
+            for run in range(args.runs):  # interleaved, so that load from elsewhere hits every server alike
                 for target in targets:
-                    path = work / f"{target.label}-{run}.bin"
-                    digest = random_file(path, args.blob_mib * MIB)
-                    pushes[target.label].append(args.blob_mib / push_blob(target, path, digest, session))
-                    path.unlink()
-                    seconds, received = pull_blob(target, digest, session)
-                    assert received == args.blob_mib * MIB
-                    pulls[target.label].append(args.blob_mib / seconds)
+                    if target is not persistent:
+                        path = work / f"{target.label}-{run}.bin"
+                        digest = random_file(path, args.blob_mib * MIB)
+                        pushes[target.label].append(args.blob_mib / push_blob(target, path, digest, session))
+                        path.unlink()
+                        seconds, received = pull_blob(target, digest, session)
+                        assert received == args.blob_mib * MIB
+                        pulls[target.label].append(args.blob_mib / seconds)
                     rps[target.label].append(manifest_rps(urls[target.label], target.headers, args.seconds))
-        results: dict[str, dict[str, object]] = {}
-        for target in targets:
-            label = target.label
-            rates = [float(r["rps"]) for r in rps[label]]  # type: ignore[arg-type]
-            results[label] = {
-                "push_mib_s": round(statistics.median(pushes[label]), 1),
-                "pull_mib_s": round(statistics.median(pulls[label]), 1),
-                "push_runs": [round(v, 1) for v in pushes[label]], "pull_runs": [round(v, 1) for v in pulls[label]],
-                "manifest_get": {"tool": rps[label][0]["tool"], "rps": round(statistics.median(rates), 1),
-                                 "runs": [round(v, 1) for v in rates],
-                                 "non_2xx": sum(int(r["non_2xx"]) for r in rps[label])},  # type: ignore[call-overload]
-            }
-            print(label, json.dumps(results[label]), flush=True)
-
-        # The same manifest GET against our server with persistent SQLite connections (see
-        # registry_bench_settings.py): settings.py opens one SQLite connection per request.
-        variant = RunningServer.start(work / "ours-persistent-db", with_worker=False, extra_env={
-            "DJANGO_SETTINGS_MODULE": "registry_bench_settings",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "bench"), os.environ.get("PYTHONPATH")]))})
-        try:
-            persistent = our_target(variant)
-            with requests.Session() as session:
-                url = push_manifest(persistent, session)
-            rates = [float(manifest_rps(url, persistent.headers, args.seconds)["rps"]) for _ in range(args.runs)]
-            results["registry_policies_persistent_db"] = {"manifest_get": {
-                "rps": round(statistics.median(rates), 1), "runs": [round(v, 1) for v in rates]}}
-        finally:
-            variant.stop()
+        results = {t.label: summarize(t.label, pushes[t.label], pulls[t.label], rps[t.label]) for t in targets}
 
         big = work / "big.bin"
         big_digest = random_file(big, args.big_mib * MIB)
@@ -298,19 +306,20 @@ def main() -> None:
             rss_pull = sample_rss(pids, lambda: pull_blob(ours, big_digest, session))
         big.unlink()
 
-        def ratio(key: str) -> float:
-            a, b = results["registry_policies"], results["distribution"]
-            if key == "manifest_get":
-                return round(a[key]["rps"] / b[key]["rps"], 2)  # type: ignore[index]
-            return round(float(a[key]) / float(b[key]), 2)  # type: ignore[arg-type]
+        def value(label: str, key: str) -> float:
+            found = results[label][key]
+            return float(found["rps"] if isinstance(found, dict) else found)  # type: ignore[arg-type]
 
-        ratios = {"push": ratio("push_mib_s"), "pull": ratio("pull_mib_s"), "manifest_get": ratio("manifest_get"),
-                  "manifest_get_persistent_db": round(
-                      results["registry_policies_persistent_db"]["manifest_get"]["rps"]  # type: ignore[index]
-                      / results["distribution"]["manifest_get"]["rps"], 2)}  # type: ignore[index]
+        def ratio(label: str, key: str) -> float:
+            return round(value(label, key) / value("distribution", key), 2)
+
+        ratios = {"push": ratio(ours.label, "push_mib_s"), "pull": ratio(ours.label, "pull_mib_s"),
+                  "manifest_get": ratio(ours.label, "manifest_get"),
+                  "manifest_get_persistent_db": ratio(persistent.label, "manifest_get")}
         report = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]},
             "setup": {"blob_mib": args.blob_mib, "runs": args.runs, "manifest_seconds": args.seconds,
                       "connections": 16, "ours": "gunicorn gthread 2 workers x 8 threads, SQLite, bearer JWT",
                       "distribution": "docker-registry 2.8.2, filesystem, no auth"},
@@ -326,6 +335,7 @@ def main() -> None:
         distribution.terminate()
         distribution.wait(timeout=10)
         server.stop()
+        variant.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -343,7 +353,10 @@ def markdown(report: dict) -> str:
     ]
     lines = [
         "# Registry protocol benchmark", "",
-        f"Run {report['when']} on {report['machine']['cpus']} CPUs ({report['machine']['platform']}). "
+        f"Run {report['when']} on {report['machine']['cpus']} CPUs ({report['machine']['platform']}), "
+        f"load average {report['machine']['load_average_before_after'][0]} before and "
+        f"{report['machine']['load_average_before_after'][1]} after (the machine is shared: figures are noisy; "
+        "the servers are measured in interleaved rounds so that both see the same noise). "
         f"Blob: {report['setup']['blob_mib']} MiB, median of {report['setup']['runs']} runs "
         "(POST, one streamed PATCH, PUT ?digest=; GET streamed). "
         f"Manifest GET: {report['setup']['manifest_seconds']} s, 16 connections "
@@ -355,10 +368,11 @@ def markdown(report: dict) -> str:
         f"largest RSS growth of a worker {report['rss_1gib']['push']['max_growth_mib']} MiB on push, "
         f"{report['rss_1gib']['pull']['max_growth_mib']} MiB on pull (bodies stream in 1 MiB chunks; "
         "downloads are sendfile).", "",
-        "The second manifest row runs the same server with `CONN_MAX_AGE` set for SQLite "
-        "(`bench/registry_bench_settings.py`): `registry_policies/settings.py` sets it only for PostgreSQL, so "
-        "every request opens a SQLite connection (PRAGMAs plus Django's function registration), which costs "
-        "about as much as the rest of a manifest GET.", "",
+        "The last row runs the same server with persistent SQLite connections "
+        "(`DATABASE_URL=sqlite:///…?conn_max_age=600&conn_health_checks=true`): `registry_policies/settings.py` "
+        "sets `CONN_MAX_AGE` only for PostgreSQL, so by default every request opens a SQLite connection "
+        "(Django's per-connection setup plus the WAL PRAGMAs, contended by 16 concurrent requests), which "
+        "costs several times the rest of a manifest GET.", "",
     ]
     return "\n".join(lines)
 

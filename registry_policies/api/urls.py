@@ -90,3 +90,29 @@ urlpatterns += [
     path("integrations/<int:pk>/connect/", integrations.IntegrationConnectView.as_view(),
          name="integration-connect"),
 ]
+
+# -- webhooks (issue 8): repository, namespace and global webhooks, deliveries, test, redeliver --------
+from registry_policies.api.views import webhooks  # noqa: E402
+
+
+def _webhook_patterns(kind: str, prefix: str) -> list[URLPattern | URLResolver]:
+    """The webhook routes of one scope (`kind`), named `<prefix>-webhook-…`."""
+    return [
+        path("webhooks/", webhooks.WebhookListCreateView.as_view(scope_kind=kind), name=f"{prefix}-webhook-list"),
+        path("webhooks/<int:pk>/", webhooks.WebhookDetailView.as_view(scope_kind=kind),
+             name=f"{prefix}-webhook-detail"),
+        path("webhooks/<int:pk>/deliveries/", webhooks.WebhookDeliveryListView.as_view(scope_kind=kind),
+             name=f"{prefix}-webhook-deliveries"),
+        path("webhooks/<int:pk>/deliveries/<int:delivery_id>/redeliver/",
+             webhooks.WebhookRedeliverView.as_view(scope_kind=kind), name=f"{prefix}-webhook-redeliver"),
+        path("webhooks/<int:pk>/test/", webhooks.WebhookTestView.as_view(scope_kind=kind),
+             name=f"{prefix}-webhook-test"),
+    ]
+
+
+repository_patterns += _webhook_patterns(webhooks.REPOSITORY, "repository")
+namespace_patterns += _webhook_patterns(webhooks.NAMESPACE, "namespace")
+urlpatterns += [
+    path("webhook-event-types/", webhooks.EventTypeListView.as_view(), name="webhook-event-types"),
+    *_webhook_patterns(webhooks.GLOBAL, "global"),
+]

@@ -8,7 +8,8 @@ pending runs. Execution of a claimed run copies only what the remote lacks:
 1. if the remote tag already points at the digest, nothing is sent;
 2. for an index, each child first; for an image, each blob: HEAD on the remote → skip; else a
    cross-repository mount from another remote repository this integration already mirrored
-   the blob to; else streamed from the local blob store (never loaded into memory);
+   the blob to; else streamed from the local blob store (never loaded into memory), a few blobs
+   at once;
 3. child manifests by digest, then the index/manifest by digest, then the tag **last**.
 
 Referrers (signatures, SBOMs) and scan data stay behind. Network errors and 5xx are retried with
@@ -17,8 +18,11 @@ backoff by the client; 401/403 fail the run and pause the policy with the reason
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -258,6 +262,7 @@ class Pusher:
         self.remote = policy.remote_repository
         self.transfer = transfer
         self.store = get_blob_store()
+        self._lock = threading.Lock()
 
     def push(self, manifest: Manifest, remote_tag: str) -> bool:
         """Push `manifest` and point `remote_tag` at it, last. True when the tag was already there."""
@@ -296,27 +301,60 @@ class Pusher:
             for child in self._children(parsed):
                 self._push_tree(child, depth + 1)
         else:
-            for descriptor in parsed.blob_descriptors:
-                self._ensure_blob(descriptor)
+            missing = [d for d in parsed.blob_descriptors if not self._present_or_mounted(d)]
+            self._upload(missing)
         if put_by_digest:
             self.client.put_manifest(self.remote, manifest.digest, parsed.payload, parsed.media_type)
 
-    def _ensure_blob(self, descriptor: Descriptor) -> None:
+    def _present_or_mounted(self, descriptor: Descriptor) -> bool:
+        """HEAD on the remote, then a mount from a remote repository known to hold it."""
         digest = descriptor.digest
         if self.client.blob_exists(self.remote, digest):
             self.transfer.blobs_skipped += 1
-            return
+            return True
         for source in mount_candidates(self.policy, digest):
             try:
                 if self.client.mount_blob(self.remote, digest, source):
                     self.transfer.blobs_mounted += 1
-                    return
+                    return True
             except (RemotePermissionError, RemoteNotFound):
                 continue
-        with self.store.open(digest) as handle:
-            self.client.upload_blob(self.remote, digest, descriptor.size, handle)
-        self.transfer.blobs_sent += 1
-        self.transfer.bytes_transferred += descriptor.size
+        return False
+
+    def _upload(self, descriptors: list[Descriptor]) -> None:
+        """Stream the blobs from the local store, up to `PARALLEL_UPLOADS` at once (each upload on a
+        client of its own: clients are not thread-safe). The first failure is raised."""
+        if len(descriptors) <= 1:
+            for descriptor in descriptors:
+                self._upload_one(self.client, descriptor)
+            return
+        workers = min(parallel_uploads(), len(descriptors))
+
+        def upload(descriptor: Descriptor) -> None:
+            with integration_client(self.policy.integration) as client:
+                self._upload_one(client, descriptor)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-upload") as pool:
+            futures = [pool.submit(upload, descriptor) for descriptor in descriptors]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _upload_one(self, client: RegistryClient, descriptor: Descriptor) -> None:
+        with self.store.open(descriptor.digest) as handle:
+            client.upload_blob(self.remote, descriptor.digest, descriptor.size, handle)
+        with self._lock:
+            self.transfer.blobs_sent += 1
+            self.transfer.bytes_transferred += descriptor.size
+
+
+def parallel_uploads() -> int:
+    """Blobs uploaded at once by one run (``settings.MIRRORING_PARALLEL_UPLOADS``, default 3)."""
+    return max(1, int(getattr(settings, "MIRRORING_PARALLEL_UPLOADS", 3)))
 
 
 def mount_candidates(policy: PushMirrorPolicy, digest: str) -> list[str]:

@@ -62,3 +62,18 @@ urlpatterns = [
 from registry_policies.web.mirror_urls import urlpatterns as mirror_urlpatterns  # noqa: E402
 
 urlpatterns += mirror_urlpatterns
+
+# The Webhooks and Activity tabs (issue 8).
+from registry_policies.web.views import activity, webhooks  # noqa: E402
+
+urlpatterns += [
+    path("<ns:namespace>/<name:name>/activity/", activity.activity, name="repository-activity"),
+    path("<ns:namespace>/<name:name>/webhooks/", webhooks.webhooks, name="repository-webhooks"),
+    path("<ns:namespace>/<name:name>/webhooks/new/", webhooks.webhook_create, name="webhook-create"),
+    path("<ns:namespace>/<name:name>/webhooks/<int:pk>/", webhooks.webhook_detail, name="webhook-detail"),
+    path("<ns:namespace>/<name:name>/webhooks/<int:pk>/edit/", webhooks.webhook_edit, name="webhook-edit"),
+    path("<ns:namespace>/<name:name>/webhooks/<int:pk>/test/", webhooks.webhook_test, name="webhook-test"),
+    path("<ns:namespace>/<name:name>/webhooks/<int:pk>/delete/", webhooks.webhook_delete, name="webhook-delete"),
+    path("<ns:namespace>/<name:name>/webhooks/<int:pk>/deliveries/<int:delivery_pk>/redeliver/",
+         webhooks.delivery_redeliver, name="webhook-redeliver"),
+]

@@ -177,11 +177,13 @@ def test_every_problem_is_reported_at_once(alice, dev, qa, client_for):
     assert set(response.json()) == {"rules", "tag_template", "target_repository"}
 
 
-def test_missing_target_key_is_required(alice, dev, qa, client_for):
+@pytest.mark.parametrize("key", ["target_repository", "rules"])
+def test_target_and_rules_are_required_when_creating(alice, dev, qa, client_for, key):
     data = body()
-    del data["target_repository"]
+    del data[key]
     response = client_for(alice).post(f"{BASE}/promotion-policies/", data, format="json")
-    assert response.status_code == 400 and "target_repository" in response.json()
+    assert response.status_code == 400 and response.json()[key] == ["This field is required."]
+    assert not PromotionPolicy.objects.exists()
 
 
 def test_invisible_target_looks_missing_and_visible_target_without_write_is_refused(alice, dev, make_user,

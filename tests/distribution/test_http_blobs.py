@@ -68,8 +68,8 @@ def test_wrong_digest_or_size_stores_nothing(server, alice):
     gone = registry.request("GET", location, token=token)
     assert gone.status_code == 404 and error_codes(gone) == ["BLOB_UPLOAD_UNKNOWN"]
     assert not stored_blob_exists(server, sha256(data))
-    staging = server.data_dir / "blobs" / "_uploads"
-    assert not [p for p in staging.iterdir() if p.name.startswith("upload-")]
+    upload_file = server.data_dir / "blobs" / "_uploads" / f"upload-{session.headers['Docker-Upload-UUID']}"
+    assert not upload_file.exists()
 
 
 def test_chunked_upload_out_of_order_is_416_and_resumable(server, alice):
@@ -176,6 +176,8 @@ def test_concurrent_pushes_of_the_same_blob_store_it_once(server, alice):
     digest = sha256(data)
     names = [f"{alice.username}/same-{i % 4}" for i in range(12)]
     tokens = {name: registry.token(f"repository:{name}:pull,push") for name in set(names)}
+    staging = server.data_dir / "blobs" / "_uploads"
+    sessions_before = {p.name for p in staging.iterdir() if p.name.startswith("upload-")}
 
     def push(name: str) -> int:
         session = Registry(server, alice)
@@ -190,4 +192,4 @@ def test_concurrent_pushes_of_the_same_blob_store_it_once(server, alice):
     hexpart = digest.split(":", 1)[1]
     stored = list((server.data_dir / "blobs" / "sha256" / hexpart[:2]).iterdir())
     assert [path.name for path in stored if path.name == hexpart] == [hexpart]
-    assert not [p for p in (server.data_dir / "blobs" / "_uploads").iterdir() if p.name.startswith("upload-")]
+    assert {p.name for p in staging.iterdir() if p.name.startswith("upload-")} == sessions_before

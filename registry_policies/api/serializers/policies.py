@@ -68,7 +68,8 @@ class PromotionPolicyWriteSerializer(serializers.Serializer[Any]):
     """`{rules, target_repository: "ns/name", tag_template, enabled}`. On PATCH, absent keys keep
     their stored values. Unknown keys are refused so a typo is not silently ignored."""
 
-    rules = RulesField(required=False, help_text="Every rule must match; an empty list matches every tag.")
+    rules = RulesField(help_text="Every rule must match; an empty list matches every tag. Required when "
+                                 "creating.")
     target_repository = serializers.RegexField(
         r"^[^/\s]+/[^/\s]+$", max_length=300,
         error_messages={"invalid": 'Name the target repository as "namespace/name".'},
