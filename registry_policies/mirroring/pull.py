@@ -115,6 +115,9 @@ def execute(run: MirrorRun) -> None:
         _finish(run, mirror, outcome, transfer, error=str(error), code=error.code)
     except ValueError as error:  # the client refuses a malformed name or URL
         _finish(run, mirror, outcome, transfer, error=str(error), code="invalid")
+    except OSError as error:  # the local blob store (disk full, permissions…)
+        _finish(run, mirror, outcome, transfer, error=f"Storing the content locally failed: {error}",
+                code="storage_error")
     else:
         if outcome.errors:
             _finish(run, mirror, outcome, transfer, error="; ".join(outcome.errors), code="tag_errors")

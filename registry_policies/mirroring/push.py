@@ -34,7 +34,6 @@ from registry_policies.integrations.errors import (
     RemoteError,
     RemoteNotFound,
     RemotePermissionError,
-    RemoteTLSError,
 )
 from registry_policies.integrations.selectors import integrations_usable_by
 from registry_policies.mirroring import runs
@@ -54,7 +53,9 @@ from registry_policies.tenancy.access import can
 
 logger = logging.getLogger(__name__)
 
-PAUSING_ERRORS = (RemoteAuthError, RemotePermissionError, RemoteTLSError)
+# Rejected credentials or permissions pause the policy (retrying cannot help until someone acts);
+# anything else (unreachable, TLS, 5xx after the retries) only fails the run.
+PAUSING_ERRORS = (RemoteAuthError, RemotePermissionError)
 MAX_MOUNT_CANDIDATES = 3
 MAX_DEPTH = 4
 
@@ -234,6 +235,8 @@ def execute(run: MirrorRun) -> None:
         _failed(run, policy, str(error), error.code, transfer)
     except (MirrorContentError, ContentError, FileNotFoundError, ValueError) as error:
         _failed(run, policy, f"Local content cannot be mirrored: {error}", "content_error", transfer)
+    except OSError as error:
+        _failed(run, policy, f"Reading or sending the content failed: {error}", "io_error", transfer)
     else:
         detail = "The remote tag already pointed at this digest: nothing sent." if up_to_date else ""
         MirrorRun.objects.filter(pk=run.pk).update(detail=detail)

@@ -70,7 +70,8 @@ def _actor_or_none(actor: Actor) -> Actor:
 def event_contents(repository: Repository, *, manifest: Manifest | None = None, digest: str = "",
                    media_type: str = "", tag: str | None = None, actor: Actor = None,
                    **extra: Any) -> dict[str, Any]:
-    """The `contents` of content events: repository names, tag, digest, media type and actor."""
+    """The `contents` of content events: repository id and names, tag, digest, media type, size and
+    actor, plus `extra` (cause, previous_digest, origin_detail, tags…); see webhooks.event_types."""
     contents = {
         **repository_event_contents(repository),
         "tag": tag,
@@ -79,6 +80,7 @@ def event_contents(repository: Repository, *, manifest: Manifest | None = None, 
         "actor": _actor_name(actor),
     }
     if manifest is not None:
+        contents["size"] = manifest.size
         contents["artifact_type"] = manifest.artifact_type
         contents["platforms"] = list(manifest.platforms or [])
     contents.update(extra)
@@ -261,8 +263,8 @@ def push_manifest(*, repository: Repository, reference: str, body: bytes, media_
         children = _linked_children(repository, parsed)
         manifest, _created = _store_manifest(parsed, blobs, children, platform)
         if _touch_links(RepositoryManifest, "manifest_id", repository, {manifest.pk}):
-            events.emit("MANIFEST_PUSH", actor=_actor_name(actor),
-                        contents=event_contents(repository, manifest=manifest, actor=actor, cause="push"))
+            events.emit("MANIFEST_PUSH", actor=_actor_name(actor), contents=event_contents(
+                repository, manifest=manifest, tag=tag, actor=actor, cause="push"))
         if tag is not None:
             _point_tag(repository=repository, name=tag, manifest=manifest, actor=actor,
                        cause=TagHistory.Cause.PUSH, origin_detail={})
@@ -340,8 +342,8 @@ def _point_tag(*, repository: Repository, name: str, manifest: Manifest, actor: 
                               cause=cause, detail=origin_detail, actor=_actor_or_none(actor),
                               actor_name=_actor_name(actor) or "")
     events.emit("TAG_PUSH", actor=_actor_name(actor), contents=event_contents(
-        repository, manifest=manifest, tag=name, actor=actor, cause=cause, old_digest=old_digest,
-        origin_detail=origin_detail))
+        repository, manifest=manifest, tag=name, actor=actor, cause=cause, previous_digest=old_digest,
+        old_digest=old_digest, origin_detail=origin_detail))
     return tag
 
 
@@ -401,4 +403,5 @@ def delete_manifest(*, repository: Repository, digest: str, actor: Actor) -> Non
             _delete_tag_row(repository, tag, actor)
         link.delete()
         events.emit("MANIFEST_DELETE", actor=_actor_name(actor), contents=event_contents(
-            repository, manifest=link.manifest, actor=actor, cause=TagHistory.Cause.DELETE))
+            repository, manifest=link.manifest, actor=actor, cause=TagHistory.Cause.DELETE,
+            tags=[tag.name for tag in tags]))

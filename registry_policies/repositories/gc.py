@@ -150,6 +150,11 @@ def _expire_uploads(cutoff: datetime, store: BlobStore, dry_run: bool) -> tuple[
     return count, len(strays)
 
 
+def scheduled_gc() -> dict[str, Any]:
+    """Entry point for a django-q2 schedule (`registry_policies.repositories.gc.scheduled_gc`)."""
+    return collect_garbage().as_dict()
+
+
 class _KeepFiles:
     """A store that deletes nothing (dry runs)."""
 

@@ -98,6 +98,8 @@ def test_push_manifest_fills_metadata_writes_history_and_emits_events_after_comm
     assert {k: contents[k] for k in ("full_name", "namespace", "tag", "digest", "media_type", "actor")} == {
         "full_name": "alice/app", "namespace": "alice", "tag": "v1", "digest": image.manifest.digest,
         "media_type": image.manifest.media_type, "actor": "alice"}
+    assert (contents["repository_id"], contents["previous_digest"], contents["cause"]) == (repo.pk, "", "push")
+    assert RECEIVED[0].contents["size"] == len(image.manifest.data) and RECEIVED[0].contents["tag"] == "v1"
 
 
 @pytest.mark.django_db

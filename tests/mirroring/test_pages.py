@@ -135,3 +135,9 @@ def test_run_on_existing_tags_edit_and_delete_a_push_mirror(pages, secure_regist
     assert (run.status, run.remote_tag) == ("succeeded", "2.0-e"), run.error
     client.post(f"/alice/app/mirrors/push/{policy.pk}/delete/")
     assert not PushMirrorPolicy.objects.exists()
+
+
+def test_anonymous_visitors_of_a_public_repository_see_the_tab(pages):
+    _alice, _bob, _app = pages
+    assert Client().get("/alice/app/mirrors/").status_code == 200
+    assert Client().get("/alice/app/mirrors/new/").status_code == 302  # to sign in

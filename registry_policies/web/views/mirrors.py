@@ -62,10 +62,10 @@ def _policy_rows(repository: Repository) -> list[PolicyRow]:
             for policy in selectors.push_policies_of(repository)]
 
 
-@login_required
 @require_safe
 def mirrors(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
-    """`/<namespace>/<name>/mirrors/`: push mirrors, the pull mirror and the runs (readers)."""
+    """`/<namespace>/<name>/mirrors/`: push mirrors, the pull mirror and the runs (anyone who can
+    read the repository, as the other tabs)."""
     repository, role = repository_or_404(request, namespace, name)
     page = Paginator(selectors.runs_of(repository), RUNS_PAGE_SIZE).get_page(request.GET.get("page"))
     pull_mirror = selectors.pull_mirror_of(repository)
