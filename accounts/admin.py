@@ -8,13 +8,14 @@ from django.http import HttpRequest
 from accounts import services
 from accounts.models import PersonalAccessToken, User
 
+TOKEN_INLINE_FIELDS: tuple[str, ...] = ("name", "token_hint", "created_at", "expires_at", "last_used_at", "revoked_at")
 
 class PersonalAccessTokenInline(admin.TabularInline):
     model = PersonalAccessToken
     extra = 0
     can_delete = False
-    fields = ["name", "token_hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    fields = TOKEN_INLINE_FIELDS
+    readonly_fields = TOKEN_INLINE_FIELDS
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

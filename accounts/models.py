@@ -24,7 +24,7 @@ class User(AbstractUser):
         error_messages={"unique": "A user with that username already exists."},
     )
 
-    class Meta(AbstractUser.Meta):
+    class Meta(AbstractUser.Meta):  # type: ignore[name-defined]
         swappable = "AUTH_USER_MODEL"
 
     def clean(self) -> None:

@@ -101,7 +101,8 @@ class RunningServer:
     def admin_auth(self) -> tuple[str, str]:
         return (self.admin_username, self.admin_password)
 
-    def api(self, method: str, path: str, *, auth: tuple[str, str] | None = None, **kwargs: object) -> requests.Response:
+    def api(self, method: str, path: str, *, auth: tuple[str, str] | None = None,
+            **kwargs: object) -> requests.Response:
         """Call /api/v1/<path> (as the administrator unless `auth` is given)."""
         return requests.request(method, f"{self.url}/api/v1/{path.lstrip('/')}", auth=auth or self.admin_auth,
                                 timeout=30, **kwargs)  # type: ignore[arg-type]

@@ -3,18 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry_policies.core.schedules import ensure_schedule
+
 POLL_SCHEDULE_NAME = "mirroring: poll due pull mirrors"
 POLL_FUNC = "registry_policies.mirroring.tasks.poll_due_mirrors"
 
 
 def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
-    """Make sure the every-minute poll of pull mirrors exists (post_migrate handler; safe to call
-    any number of times: it creates the schedule once and repairs a changed one)."""
+    """Make sure the every-minute poll of pull mirrors exists (post_migrate handler)."""
     from django_q.models import Schedule
 
-    wanted = {"func": POLL_FUNC, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}
-    schedule, created = Schedule.objects.using(using).get_or_create(name=POLL_SCHEDULE_NAME, defaults=wanted)
-    if not created and any(getattr(schedule, key) != value for key, value in wanted.items()):
-        for key, value in wanted.items():
-            setattr(schedule, key, value)
-        schedule.save(using=using)
+    ensure_schedule(name=POLL_SCHEDULE_NAME, func=POLL_FUNC, schedule_type=Schedule.MINUTES, minutes=1,
+                    using=using)

@@ -5,12 +5,13 @@ from guardian.admin import GuardedModelAdmin
 
 from registry_policies.repositories.models import Blob, Manifest, Repository, Tag, TagHistory
 
+TAG_INLINE_FIELDS: tuple[str, ...] = ("name", "manifest", "origin", "pushed_by", "pushed_at")
 
 class TagInline(admin.TabularInline):
     model = Tag
     extra = 0
-    fields = ["name", "manifest", "origin", "pushed_by", "pushed_at"]
-    readonly_fields = fields
+    fields = TAG_INLINE_FIELDS
+    readonly_fields = TAG_INLINE_FIELDS
     can_delete = False
     show_change_link = True
 

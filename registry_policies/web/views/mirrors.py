@@ -140,7 +140,7 @@ def _mirror_form(request: HttpRequest, namespace: str, name: str, *, policy_pk: 
         if not adding_row and form.is_valid() and formset.is_valid():
             rules, rows = formset.rules()
             if request.POST.get("action") == "connect":
-                connect_result = _connect(form, user)
+                connect_result = _connect(form, user, stored_secret=_stored_secret(pull_mirror, edit_pull))
             else:
                 try:
                     message = _save(request, form, repository=repository, user=user, policy=policy,
@@ -162,8 +162,18 @@ def _mirror_form(request: HttpRequest, namespace: str, name: str, *, policy_pk: 
     return render(request, "web/repository/mirrors_form.html", context)
 
 
-def _connect(form: MirrorForm, user: User) -> ConnectResult:
-    """Connect with what the form names: push needs push permission, pull only pull."""
+def _stored_secret(mirror: PullMirror | None, editing: bool) -> str:
+    if not editing or mirror is None:
+        return ""
+    try:
+        return mirror.get_secret()
+    except DecryptionError:
+        return ""
+
+
+def _connect(form: MirrorForm, user: User, *, stored_secret: str = "") -> ConnectResult:
+    """Connect with what the form names: push needs push permission, pull only pull. An empty
+    password stands for `stored_secret` (the pull mirror being edited keeps its own)."""
     data = form.cleaned_data
     need_push = form.chosen_direction == "push"
     remote = (data.get("remote_repository") or "").strip().strip("/") or None
@@ -174,8 +184,8 @@ def _connect(form: MirrorForm, user: User) -> ConnectResult:
         return connect_remote(url=data["registry_url"], username=data["username"], secret=data["password"],
                               ca_certificate=data["ca_certificate"], repository=remote, need_push=True)
     return services.check_pull_connection(url=data["registry_url"], username=data["username"],
-                                          secret=data["password"], ca_certificate=data["ca_certificate"],
-                                          remote_repository=remote or "")
+                                          secret=data["password"] or stored_secret,
+                                          ca_certificate=data["ca_certificate"], remote_repository=remote or "")
 
 
 def _save(request: HttpRequest, form: MirrorForm, *, repository: Repository, user: User,

@@ -1,4 +1,4 @@
-"""The repository page and its Tags and Settings tabs, creating and deleting repositories.
+"""Creating and deleting repositories, and their Settings tab (the Tags tab is in `tags.py`).
 
 Further tabs (Promotions, Mirrors, Webhooks, Activity) live in their own modules and templates
 extending `web/repository/base.html`; `repository_context` gives them the header and tab bar.
@@ -8,7 +8,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_safe
 
 from registry_policies.repositories import services as repositories
 from registry_policies.repositories.selectors import namespaces_for_new_repository
@@ -22,14 +21,6 @@ from registry_policies.web.forms import (
 from registry_policies.web.views.common import current_user, forbidden, repository_context, repository_or_404
 
 ADMIN_ONLY = "You need the admin role on this repository to change its {what}."
-
-
-@require_safe
-def repository_tags(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
-    """`/<namespace>/<name>/`: the Tags tab; 404 unless the caller can read the repository."""
-    repository, role = repository_or_404(request, namespace, name)
-    context = repository_context(repository, role, "tags", tag_count=repository.tags.count())
-    return render(request, "web/repository/tags.html", context)
 
 
 @login_required
