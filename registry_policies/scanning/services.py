@@ -72,6 +72,20 @@ def rescan(*, manifest: Manifest) -> Scan:
     return request_scan(manifest=manifest, force=True)
 
 
+def rescan_outdated(*, limit: int = 500) -> int:
+    """Queue again the finished or failed scans made by an older analyzer version (images pushed
+    before a scanner change), at most `limit` per call; returns how many were queued."""
+    outdated = (Scan.objects.filter(status__in=[Scan.Status.FINISHED, Scan.Status.FAILED])
+                .exclude(analyzer_version=ANALYZER_VERSION).exclude(analyzer_version="")
+                .select_related("manifest").order_by("id")[:limit])
+    queued = 0
+    for scan in outdated:
+        if not scan.manifest.is_index:  # an index is completed by its images' scans
+            request_scan(manifest=scan.manifest, force=True)
+            queued += 1
+    return queued
+
+
 def _claim(scan_id: int) -> bool:
     """Move the scan to running if it is queued, or running past its lease (a killed worker)."""
     now = timezone.now()

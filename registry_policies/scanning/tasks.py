@@ -21,6 +21,11 @@ def recompute_counts_task() -> int:
     return len(services.recompute_counts_for_new_data())
 
 
+def rescan_outdated_task() -> int:
+    """Scheduled daily: rescan images whose scan came from an older analyzer version."""
+    return services.rescan_outdated()
+
+
 def on_manifest_pushed(event: Event) -> None:
     """TAG_PUSH / MANIFEST_PUSH handler: queue a scan of the pushed digest when the repository has
     scan on push. Expects `repository_id` and `digest` in the event contents; referrer artifacts

@@ -59,3 +59,18 @@ def test_license_rule_waits_while_the_scan_runs_then_decides(dev_and_qa):
     scanning.request_scan(manifest=copyleft)
     assert list(Tag.objects.filter(repository=qa).values_list("name", flat=True)) == ["permissive"]
     assert Promotion.objects.get(source_tag="copyleft").status == "failed"
+
+
+def test_images_scanned_by_an_older_analyzer_are_rescanned(dev_and_qa):
+    from registry_policies.scanning import services as scanning
+    from registry_policies.scanning.analyzers import ANALYZER_VERSION
+    from registry_policies.scanning.models import Scan
+
+    alice, dev, _qa = dev_and_qa
+    manifest = push_image(dev, "old", actor=alice, layer=python_layer("PyYAML", "5.3.1", "MIT"))
+    Scan.objects.filter(manifest=manifest).update(analyzer_version="0-old", counts={})
+    assert scanning.rescan_outdated() == 1
+    scan = Scan.objects.get(manifest=manifest)
+    assert scan.analyzer_version == ANALYZER_VERSION and scan.status == "finished"
+    assert scan.counts["critical"] == 1
+    assert scanning.rescan_outdated() == 0
