@@ -39,8 +39,9 @@ lint: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## make bench: every benchmark in bench/ (minutes; figures go to bench/results/).
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/run_all.py
+	for script in bench/*_bench.py; do $(BIN)/python "$$script" || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
