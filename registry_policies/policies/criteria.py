@@ -35,6 +35,7 @@ from registry_policies.policies.facts import (
     Severity,
     vulnerability_count,
 )
+from registry_policies.policies.license_match import license_ids, normalize_license
 
 
 class RuleField(StrEnum):
@@ -516,43 +517,6 @@ def _license_name(rule: Rule, components: Sequence[Component]) -> tuple[bool, st
     if found is None:
         return True, f"No component has license {wanted}."
     return False, f"Component {_show(found[0])} has license {found[1]!r}, which is one of {wanted}."
-
-
-# ------------------------------------------------------------------------------------- licenses
-
-_LICENSE_SPLIT = re.compile(r"[\s()]+")
-_LICENSE_OPERATORS = frozenset({"and", "or", "with"})
-
-
-def normalize_license(name: str) -> str:
-    """Comparable form of a license id or name: casefolded, whitespace collapsed, and the SPDX
-    aliases ``X-only`` → ``X`` and ``X+`` → ``X-or-later`` applied."""
-    text = " ".join(name.casefold().split())
-    if text.endswith("-only"):
-        return text.removesuffix("-only")
-    if text.endswith("+"):
-        return text.removesuffix("+") + "-or-later"
-    return text
-
-
-def license_ids(expression: str) -> frozenset[str]:
-    """Normalized ids an SPDX expression (or free-text license) contains.
-
-    ``"(MIT OR Apache-2.0) AND BSD-3-Clause"`` → ``{mit, apache-2.0, bsd-3-clause, <whole>}``;
-    words between operators stay together (``"MIT OR Public Domain"`` contains ``public domain``).
-    """
-    ids = {normalize_license(expression)}
-    segment: list[str] = []
-    for token in [*_LICENSE_SPLIT.split(expression.casefold()), "or"]:
-        if not token:
-            continue
-        if token in _LICENSE_OPERATORS:
-            if segment:
-                ids.add(normalize_license(" ".join(segment)))
-            segment = []
-        else:
-            segment.append(token)
-    return frozenset(ids)
 
 
 # -------------------------------------------------------------------------------------- helpers
