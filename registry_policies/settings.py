@@ -34,6 +34,11 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 REDIS_URL = env.str("REDIS_URL", default="")
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")
 
+# -- outbound requests (webhooks, integrations, pull mirrors, Connect): see core/outbound.py --
+OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
+OUTBOUND_DENY_PRIVATE = env.bool("OUTBOUND_DENY_PRIVATE", default=False)
+# -- end outbound --
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

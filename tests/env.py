@@ -10,6 +10,9 @@ _DATA_DIR = tempfile.mkdtemp(prefix="rp-test-data-")
 os.environ.setdefault("REGISTRY_DATA_DIR", _DATA_DIR)
 os.makedirs(os.path.join(os.environ["REGISTRY_DATA_DIR"], "static"), exist_ok=True)
 os.environ.setdefault("Q_SYNC", "true")
+# The suite's remotes (docker-registry, receivers) listen on loopback; tests of the outbound rule
+# turn this off (settings.OUTBOUND_ALLOW_LOOPBACK = False). Inherited by tests/servers.py.
+os.environ.setdefault("OUTBOUND_ALLOW_LOOPBACK", "true")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 
 

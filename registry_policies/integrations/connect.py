@@ -5,6 +5,12 @@ refused, timeout), TLS certificate not trusted (naming the issuer), authenticati
 failed, authenticated but no push (or pull) permission on that repository, or OK — and
 stores the outcome on the integration (`last_connect_*`). Push mirror policies require a
 successful connect before they are saved; the admin and the API offer it as an action.
+
+Where it may connect is the outbound rule (`core.outbound`) for the integration's owner
+(`created_by`: loopback only for administrators). So that Connect cannot be used to map ports
+and hosts, a person who is not an administrator gets one answer, "No registry answered at
+<host>", for every failure before a registry spoke (refused, timeout, DNS, reset, refused
+address, not a registry, server error); TLS, credential and permission outcomes stay precise.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 
+from registry_policies.core import outbound
 from registry_policies.core.crypto import DecryptionError
 from registry_policies.integrations.client import RegistryClient, RetryPolicy
 from registry_policies.integrations.errors import RemoteError
@@ -21,6 +28,9 @@ from registry_policies.integrations.models import Integration
 
 CONNECT_RETRY = RetryPolicy(attempts=2, backoff=0.5, max_backoff=2.0)
 CONNECT_TIMEOUT = (5.0, 20.0)
+# Outcomes a non-administrator sees as one "no registry answered" (they would reveal what listens where).
+NO_REGISTRY_CODES = frozenset({"unreachable", "blocked_address", "protocol_error", "server_error", "not_found",
+                               "remote_error", "digest_mismatch"})
 
 
 @dataclass(frozen=True)
@@ -32,11 +42,14 @@ class ConnectResult:
     ok: bool
     detail: str
     code: str
+    reached_registry: bool = True  # False: the failure came before a registry answered GET /v2/
 
 
 def client_for(integration: Integration, **options: Any) -> RegistryClient:
-    """A RegistryClient for `integration` (DecryptionError when its secret cannot be read).
-    `options` are passed to the client (timeout, retry, chunk sizes…)."""
+    """A RegistryClient for `integration` (DecryptionError when its secret cannot be read), bound
+    by the outbound rule for the integration's owner. `options` are passed to the client (timeout,
+    retry, chunk sizes…)."""
+    options.setdefault("allow_loopback", outbound.loopback_allowed(integration.created_by))
     return RegistryClient(integration.url, integration.username, integration.get_secret(),
                           integration.ca_certificate, **options)
 
@@ -46,10 +59,14 @@ def connect(integration: Integration, repository: str | None = None, *, need_pus
     """Check reachability, TLS, credentials and — when `repository` is given — the permission
     needed on it (push and pull when `need_push`, else pull). With no repository, checks the
     base (``GET /v2/`` with authentication). Stores the outcome on `integration` when `save`.
-    Never raises for remote failures: they are the result."""
+    Unless `actor` is an administrator, failures before a registry answered are one message (see
+    the module docstring). Never raises for remote failures: they are the result."""
     client_options.setdefault("retry", CONNECT_RETRY)
     client_options.setdefault("timeout", CONNECT_TIMEOUT)
     result = _handshake(integration, repository, need_push=need_push, client_options=client_options)
+    if not result.reached_registry and result.code in NO_REGISTRY_CODES and not outbound.is_administrator(actor):
+        host = urlsplit(integration.url).netloc or integration.url
+        result = ConnectResult(False, f"No registry answered at {host}.", "unreachable")
     if save and integration.pk:
         record_connect_result(integration, result, actor=actor, repository=repository)
     return result
@@ -68,6 +85,11 @@ def _handshake(integration: Integration, repository: str | None, *, need_push: b
     with client:
         try:
             scheme = client.ping()
+        except ValueError as error:
+            return ConnectResult(False, str(error), "invalid")
+        except RemoteError as error:
+            return ConnectResult(False, str(error), error.code, reached_registry=False)
+        try:
             if not repository:
                 how = {"basic": "Basic authentication", "bearer": "token authentication"}.get(scheme, "no auth")
                 return ConnectResult(True, f"Connected to {host} {who} ({how}).", "ok")

@@ -32,6 +32,13 @@ class RemoteUnreachable(RemoteError):
     code = "unreachable"
 
 
+class RemoteRefusedAddress(RemoteError):
+    """The outbound rule (`core.outbound`) forbids the address: link-local, metadata, loopback for
+    a non-administrator owner… Never retried."""
+
+    code = "blocked_address"
+
+
 class RemoteTLSError(RemoteError):
     """The TLS handshake failed, typically because the certificate is not trusted.
     `issuer` names who issued the remote's certificate, when it could be read."""

@@ -2,7 +2,8 @@
 
 Each service checks that `actor` administers the integration's namespace
 (`tenancy.access.can_admin_namespace`) and raises PermissionDenied otherwise;
-invalid input raises ValidationError keyed by field name and stores nothing.
+invalid input raises ValidationError keyed by field name and stores nothing. A URL must pass the
+outbound rule (`core.outbound`) for the person saving it: loopback only for administrators.
 The secret is never written to the audit log: only the fact that it changed.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from registry_policies.audit import services as audit
+from registry_policies.core import outbound
 from registry_policies.integrations.models import Integration
 from registry_policies.tenancy.access import can_admin_namespace
 from registry_policies.tenancy.models import Namespace
@@ -35,6 +37,7 @@ def create_integration(*, namespace: Namespace, name: str, url: str, username: s
                               ca_certificate=ca_certificate or "",
                               created_by=actor if getattr(actor, "is_authenticated", False) else None)
     integration.full_clean()
+    outbound.validate_outbound_url(integration.url, allow_loopback=outbound.loopback_allowed(actor), field="url")
     integration.save()
     audit.record("integration.created", actor=actor, request=request, target=integration,
                  details={"url": integration.url, "username": integration.username,
@@ -58,6 +61,8 @@ def update_integration(*, integration: Integration, actor: Any, request: HttpReq
     if secret is not None:
         locked.secret = secret
     locked.full_clean()
+    if locked.url != before["url"]:  # a new target must pass the outbound rule for the person setting it
+        outbound.validate_outbound_url(locked.url, allow_loopback=outbound.loopback_allowed(actor), field="url")
     changed = [field for field in EDITABLE_FIELDS if getattr(locked, field) != before[field]]
     if secret is not None:
         changed.append("secret")

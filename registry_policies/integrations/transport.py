@@ -11,7 +11,10 @@ For every call `Transport._request` handles:
   redirects) are verified against that CA plus the system CAs;
 - timeouts, and bounded retries with exponential backoff on connection errors, 429
   and 5xx — never on 401/403, which raise typed errors at once;
-- redirects (when asked) without sending ``Authorization`` to another host.
+- redirects (when asked) without sending ``Authorization`` to another host;
+- the outbound rule (`core.outbound`): every request and redirect hop is checked by URL, and
+  every socket by the address it connected to (loopback only with `allow_loopback`, which
+  defaults to ``settings.OUTBOUND_ALLOW_LOOPBACK``); a refusal is RemoteRefusedAddress.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 import requests
 
+from registry_policies.core import outbound
 from registry_policies.integrations.auth import Challenge, TokenCache, parse_challenge
 from registry_policies.integrations.errors import (
     RemoteAuthError,
@@ -39,6 +43,7 @@ from registry_policies.integrations.errors import (
     RemoteNotFound,
     RemotePermissionError,
     RemoteProtocolError,
+    RemoteRefusedAddress,
     RemoteServerError,
     RemoteUnreachable,
     describe_connection_error,
@@ -148,7 +153,8 @@ class Transport:
     def __init__(self, url: str, username: str = "", secret: str = "", ca_pem: str = "", *,
                  timeout: float | tuple[float, float] = (10.0, 60.0), retry: RetryPolicy | None = None,
                  chunk_size: int = CHUNK_SIZE, monolithic_limit: int = 32 * 1024 * 1024,
-                 upload_chunk_size: int = 16 * 1024 * 1024, sleep: Callable[[float], None] = time.sleep) -> None:
+                 upload_chunk_size: int = 16 * 1024 * 1024, sleep: Callable[[float], None] = time.sleep,
+                 allow_loopback: bool | None = None) -> None:
         parts = urlsplit(url.strip().rstrip("/"))
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ValueError(f"{url!r} is not an http:// or https:// URL.")
@@ -163,8 +169,9 @@ class Transport:
         self.upload_chunk_size = upload_chunk_size
         self._sleep = sleep
         self._origin = self._origin_of(self.url)
-        self._session = requests.Session()
-        self._session.trust_env = False  # no .netrc credentials, no REQUESTS_CA_BUNDLE surprises
+        self.allow_loopback = outbound.loopback_allowed(None) if allow_loopback is None else allow_loopback
+        # no .netrc credentials, no REQUESTS_CA_BUNDLE surprises; sockets checked by the outbound rule
+        self._session = outbound.new_session(allow_loopback=self.allow_loopback)
         self._session.headers["User-Agent"] = USER_AGENT
         self._temp_files: list[str] = []
         self._ca_file = self._temp_pem(self._ca_pem) if self._ca_pem else None
@@ -229,6 +236,10 @@ class Transport:
 
     def _send(self, method: str, url: str, *, headers: dict[str, str], params: Any = None, data: Body = None,
               stream: bool = False) -> requests.Response:
+        try:
+            outbound.check_outbound_url(url, allow_loopback=self.allow_loopback, resolve_host=False)
+        except outbound.OutboundRefused as refused:
+            raise RemoteRefusedAddress(f"Refused to connect to {urlsplit(url).netloc}: {refused}", url=url) from None
         body = data() if callable(data) else data
         try:
             return self._session.request(
@@ -238,6 +249,9 @@ class Transport:
         except requests.exceptions.SSLError as error:
             raise describe_tls_error(error, url) from None
         except (requests.ConnectionError, requests.Timeout) as error:
+            refused_socket = outbound.refused_connection(error)
+            if refused_socket is not None:
+                raise RemoteRefusedAddress(f"Refused to connect: {refused_socket.detail}", url=url) from None
             raise describe_connection_error(error, url) from None
         except requests.RequestException as error:
             raise RemoteProtocolError(f"The request {method} {url} failed: {error}.", url=url) from None

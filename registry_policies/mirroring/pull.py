@@ -107,7 +107,7 @@ def execute(run: MirrorRun) -> None:
     outcome = SyncOutcome()
     try:
         with remote_client(url=mirror.url, username=mirror.username, secret=mirror.get_secret(),
-                           ca_certificate=mirror.ca_certificate) as client:
+                           ca_certificate=mirror.ca_certificate, owner=mirror.created_by) as client:
             Syncer(client, mirror, transfer, outcome).sync()
     except DecryptionError as error:
         _finish(run, mirror, outcome, transfer, error=str(error), code="secret_undecryptable")

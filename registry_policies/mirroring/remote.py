@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
+from registry_policies.core import outbound
 from registry_policies.integrations.client import RegistryClient, RetryPolicy
 from registry_policies.integrations.connect import ConnectResult, client_for, connect
 from registry_policies.integrations.models import Integration
@@ -30,14 +31,18 @@ def integration_client(integration: Integration) -> RegistryClient:
     return client_for(integration, **client_options())
 
 
-def remote_client(*, url: str, username: str, secret: str, ca_certificate: str) -> RegistryClient:
-    """A client for a pull mirror's own remote settings."""
-    return RegistryClient(url, username, secret, ca_certificate, **client_options())
+def remote_client(*, url: str, username: str, secret: str, ca_certificate: str, owner: Any) -> RegistryClient:
+    """A client for a pull mirror's own remote settings, bound by the outbound rule for `owner`
+    (the mirror's creator: loopback only for administrators)."""
+    return RegistryClient(url, username, secret, ca_certificate, **client_options(),
+                          allow_loopback=outbound.loopback_allowed(owner))
 
 
 def connect_remote(*, url: str, username: str, secret: str, ca_certificate: str, repository: str | None,
-                   need_push: bool) -> ConnectResult:
+                   need_push: bool, actor: Any) -> ConnectResult:
     """The Connect check for settings that are not (or not yet) a saved integration: a pull mirror,
-    or the inline "new integration" fields of the Mirrors page. Never raises for remote failures."""
-    probe = Integration(url=url, username=username, secret=secret, ca_certificate=ca_certificate)
-    return connect(probe, repository or None, need_push=need_push, save=False)
+    or the inline "new integration" fields of the Mirrors page, for `actor` (whose outbound rule
+    applies). Never raises for remote failures."""
+    owner = actor if getattr(actor, "is_authenticated", False) else None
+    probe = Integration(url=url, username=username, secret=secret, ca_certificate=ca_certificate, created_by=owner)
+    return connect(probe, repository or None, need_push=need_push, save=False, actor=actor)

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from registry_policies.audit import services as audit
+from registry_policies.core import outbound
 from registry_policies.integrations.connect import ConnectResult, connect
 from registry_policies.integrations.models import Integration
 from registry_policies.integrations.selectors import integrations_usable_by
@@ -239,6 +240,9 @@ def save_pull_mirror(*, actor: Any, repository: Repository, url: str, remote_rep
     cleaned = _validate_pull({"url": url, "remote_repository": remote_repository, "tag_filter": tag_filter,
                               "interval_seconds": interval_seconds, "ca_certificate": ca_certificate,
                               "username": username})
+    current = PullMirror.objects.filter(repository=repository).values_list("url", flat=True).first()
+    if cleaned["url"] != current:  # a new target must pass the outbound rule for the person setting it
+        outbound.validate_outbound_url(cleaned["url"], allow_loopback=outbound.loopback_allowed(actor), field="url")
     with transaction.atomic():
         mirror = PullMirror.objects.select_for_update().filter(repository=repository).first()
         creating = mirror is None
@@ -282,8 +286,8 @@ def request_sync(*, actor: Any, mirror: PullMirror, request: HttpRequest | None 
 
 
 def check_pull_connection(*, url: str, username: str, secret: str, ca_certificate: str,
-                          remote_repository: str) -> ConnectResult:
-    """Connect with pull permission to settings typed for a pull mirror (nothing stored)."""
+                          remote_repository: str, actor: Any) -> ConnectResult:
+    """Connect with pull permission to settings typed for a pull mirror, as `actor` (nothing stored)."""
     try:
         cleaned = _validate_pull({"url": url, "remote_repository": remote_repository, "tag_filter": "",
                                   "interval_seconds": 3600, "ca_certificate": ca_certificate})
@@ -292,4 +296,4 @@ def check_pull_connection(*, url: str, username: str, secret: str, ca_certificat
                              "invalid")
     return connect_remote(url=cleaned["url"], username=username, secret=secret,
                           ca_certificate=cleaned["ca_certificate"], repository=cleaned["remote_repository"],
-                          need_push=False)
+                          need_push=False, actor=actor)

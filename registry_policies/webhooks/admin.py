@@ -52,7 +52,7 @@ class WebhookForm(forms.ModelForm):
         if cleaned.get("new_secret"):
             values["secret"] = cleaned["new_secret"]
         try:
-            cleaned.update(services.validate_fields(values))
+            cleaned.update(services.validate_fields(values, actor=self.request.user if self.request else None))
         except ValidationError as error:
             for field, problems in error.message_dict.items():
                 self.add_error("new_secret" if field == "secret" else field, problems)

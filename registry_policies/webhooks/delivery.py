@@ -10,8 +10,8 @@ retried with exponential backoff through a django-q ``Schedule`` of type ONCE at
 ``WEBHOOK_MAX_ATTEMPTS`` attempts the delivery is failed.
 
 Settings (all optional): ``WEBHOOK_MAX_ATTEMPTS`` (5), ``WEBHOOK_RETRY_BASE_SECONDS`` (10),
-``WEBHOOK_RETRY_MAX_DELAY_SECONDS`` (3600), ``WEBHOOK_TIMEOUT_SECONDS`` (10),
-``WEBHOOK_ALLOW_PRIVATE_TARGETS`` (False, see `urls_policy`).
+``WEBHOOK_RETRY_MAX_DELAY_SECONDS`` (3600), ``WEBHOOK_TIMEOUT_SECONDS`` (10). Where webhooks
+may go is the outbound rule (`core.outbound`), judged for the webhook's owner at delivery time.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from registry_policies.core import outbound
 from registry_policies.core.crypto import DecryptionError, plaintext
 from registry_policies.core.events import Event
 from registry_policies.webhooks import transport
@@ -132,7 +133,7 @@ def _claim(delivery_id: int, now: datetime) -> WebhookDelivery | None:
     )
     if not claimed:
         return None
-    return WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
+    return WebhookDelivery.objects.select_related("webhook__created_by").get(pk=delivery_id)
 
 
 def deliver(delivery_id: int) -> str:
@@ -160,6 +161,7 @@ def _send(delivery: WebhookDelivery, webhook: Webhook) -> transport.SendResult:
     headers = signature_headers(secret=secret, message_id=delivery.event_id, timestamp=timezone.now(),
                                 body=delivery.request_body)
     return transport.post(url=webhook.url, body=delivery.request_body, headers=headers,
+                          allow_loopback=outbound.loopback_allowed(webhook.created_by),
                           ca_certificate=webhook.ca_certificate, timeout=timeout_seconds())
 
 

@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from registry_policies.audit import services as audit
+from registry_policies.core import outbound
 from registry_policies.repositories.models import Repository
 from registry_policies.tenancy.access import User, can, can_admin_namespace
 from registry_policies.tenancy.models import Namespace
@@ -87,9 +88,9 @@ def _audit_description(webhook: Webhook) -> dict[str, Any]:
             "enabled": webhook.enabled, "ca_certificate": bool(webhook.ca_certificate)}
 
 
-def _validated(field: str, value: Any) -> Any:
+def _validated(field: str, value: Any, actor: Any) -> Any:
     if field == "url":
-        return validate_webhook_url(value)
+        return validate_webhook_url(value, allow_loopback=outbound.loopback_allowed(actor))
     if field == "events":
         return validate_events(value)
     if field == "secret":
@@ -103,14 +104,15 @@ def _validated(field: str, value: Any) -> Any:
     raise ValidationError({field: "This field cannot be changed."})
 
 
-def validate_fields(values: dict[str, Any]) -> dict[str, Any]:
+def validate_fields(values: dict[str, Any], *, actor: Any) -> dict[str, Any]:
     """`values` (any of url, events, secret, ca_certificate, enabled) validated and normalised;
-    a ValidationError reports every bad field at once. For forms that check before saving."""
+    a ValidationError reports every bad field at once. For forms that check before saving.
+    The URL follows the outbound rule for `actor` (loopback only for administrators)."""
     cleaned: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for field, value in values.items():
         try:
-            cleaned[field] = _validated(field, value)
+            cleaned[field] = _validated(field, value, actor)
         except ValidationError as error:
             for key, messages in error.message_dict.items():
                 errors.setdefault(key, []).extend(messages)
@@ -130,7 +132,7 @@ def create_webhook(*, actor: User, url: str, events: list[str], repository: Repo
     values: dict[str, Any] = {"url": url, "events": events, "ca_certificate": ca_certificate, "enabled": enabled}
     if secret:
         values["secret"] = secret
-    cleaned = validate_fields(values)
+    cleaned = validate_fields(values, actor=actor)
     webhook = Webhook(repository=repository, namespace=namespace, created_by=actor,
                       secret=cleaned.pop("secret", None) or generate_secret(), **cleaned)
     with transaction.atomic():
@@ -148,7 +150,7 @@ def update_webhook(*, webhook: Webhook, actor: User, changes: dict[str, Any],
     unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
     if unknown:
         raise ValidationError({field: "This field cannot be changed." for field in unknown})
-    cleaned = validate_fields(changes)
+    cleaned = validate_fields(changes, actor=actor)
     changed: dict[str, Any] = {}
     for field, value in cleaned.items():
         before = getattr(webhook, field)

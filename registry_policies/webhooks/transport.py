@@ -4,8 +4,9 @@
 back (status, first 1 KB of the body, duration) or what went wrong. Rules:
 
 - the URL is checked again (with DNS) right before sending, and the address the socket
-  actually connected to is checked too (`_GuardedConnectionMixin`), so DNS rebinding
-  cannot reach a refused address;
+  actually connected to is checked too (`core.outbound.new_session`), so DNS rebinding
+  cannot reach a refused address; loopback only when `allow_loopback` (the webhook's owner
+  is an administrator at delivery time);
 - ``verify=`` is passed on every request: the webhook's CA bundle (written to a private
   temporary file, removed afterwards) or True (the system/certifi CAs). The session does
   not read the environment (no proxies, no REQUESTS_CA_BUNDLE);
@@ -16,22 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.core.exceptions import ValidationError
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
 
-from registry_policies.webhooks.urls_policy import RefusedTarget, check_address, validate_webhook_url
+from registry_policies.core import outbound
+from registry_policies.webhooks.urls_policy import validate_webhook_url
 
 USER_AGENT = "registry_policies-webhooks/0.1"
 EXCERPT_BYTES = 1024
@@ -52,59 +48,6 @@ class SendResult:
     @property
     def ok(self) -> bool:
         return not self.error and self.status is not None and 200 <= self.status < 300
-
-
-class RefusedConnection(NewConnectionError):
-    """The socket connected to an address webhooks may not reach (`detail` says which and why)."""
-
-    def __init__(self, conn: Any, detail: str) -> None:
-        super().__init__(conn, detail)
-        self.detail = detail
-
-
-class _GuardedConnectionMixin:
-    def _new_conn(self) -> socket.socket:
-        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
-        peer = sock.getpeername()[0]
-        try:
-            check_address(str(peer))
-        except RefusedTarget as refused:
-            sock.close()
-            raise RefusedConnection(self, f"{self.host} connected to {refused}") from None  # type: ignore[attr-defined]
-        return sock
-
-
-class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
-    pass
-
-
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class GuardedAdapter(HTTPAdapter):
-    """An adapter whose connections refuse addresses `urls_policy.check_address` refuses."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
-
-
-def new_session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    adapter = GuardedAdapter(max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 @contextlib.contextmanager
@@ -146,9 +89,9 @@ def _retry_after(response: requests.Response) -> int | None:
 
 
 def _describe(error: requests.RequestException, url: str, timeout: float) -> tuple[str, bool]:
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    if isinstance(reason, RefusedConnection):
-        return f"url: {reason.detail}", False
+    refused = outbound.refused_connection(error)
+    if refused is not None:
+        return f"url: {refused.detail}", False
     host = urlsplit(url).hostname or url
     if isinstance(error, requests.exceptions.SSLError):
         return f"TLS verification of {host} failed (is the CA certificate right?): {error}", True
@@ -159,7 +102,7 @@ def _describe(error: requests.RequestException, url: str, timeout: float) -> tup
     return f"Request to {host} failed: {error}", True
 
 
-def post(*, url: str, body: str, headers: dict[str, str], ca_certificate: str = "",
+def post(*, url: str, body: str, headers: dict[str, str], allow_loopback: bool, ca_certificate: str = "",
          timeout: float = 10.0) -> SendResult:
     """POST `body` (JSON text) to `url` with `headers`; see the module docstring for the rules."""
     started = time.monotonic()
@@ -170,10 +113,10 @@ def post(*, url: str, body: str, headers: dict[str, str], ca_certificate: str = 
     all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
     data = body.encode("utf-8")
     current = url
-    with new_session() as session, _verify_option(ca_certificate) as verify:
+    with outbound.new_session(allow_loopback=allow_loopback) as session, _verify_option(ca_certificate) as verify:
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                validate_webhook_url(current)
+                validate_webhook_url(current, allow_loopback=allow_loopback)
             except ValidationError as invalid:
                 message = "; ".join(invalid.message_dict.get("url", invalid.messages))
                 return SendResult(None, "", elapsed(), f"url: {message}", retryable=False)

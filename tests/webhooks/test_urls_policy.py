@@ -4,13 +4,13 @@ import ipaddress
 import pytest
 from django.core.exceptions import ValidationError
 
-from registry_policies.webhooks import urls_policy
+from registry_policies.core import outbound
 from registry_policies.webhooks.urls_policy import validate_webhook_url
 
 
-def _error(url: str) -> str:
+def _error(url: str, *, allow_loopback: bool = True) -> str:
     with pytest.raises(ValidationError) as caught:
-        validate_webhook_url(url)
+        validate_webhook_url(url, allow_loopback=allow_loopback)
     assert list(caught.value.message_dict) == ["url"]
     return caught.value.message_dict["url"][0]
 
@@ -42,19 +42,27 @@ def test_bad_urls_are_refused_with_an_error_on_url(url, expected):
     "http://127.0.0.1:8080/hook", "https://[::1]/hook", "http://10.1.2.3/hook", "http://192.168.1.20:9000/x?y=1",
     "http://localhost:8000/hook",
 ])
-def test_loopback_and_private_receivers_are_allowed(url):
-    assert validate_webhook_url(f"  {url} ") == url
+def test_loopback_and_private_receivers_are_allowed_when_loopback_is(url):
+    assert validate_webhook_url(f"  {url} ", allow_loopback=True) == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "https://[::1]/hook", "http://localhost:8000/hook",
+                                 "http://2130706433/hook", "http://0177.0.0.1/hook"])
+def test_loopback_receivers_are_refused_without_allow_loopback(settings, url):
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    assert "a loopback address (only administrators may use it)" in _error(url, allow_loopback=False)
 
 
 def test_a_name_resolving_to_link_local_is_refused(monkeypatch):
-    monkeypatch.setattr(urls_policy, "resolve", lambda host, port: [ipaddress.ip_address("169.254.1.2")])
+    monkeypatch.setattr(outbound, "resolve", lambda host, port: [ipaddress.ip_address("169.254.1.2")])
     message = _error("https://hooks.example.com/x")
     assert message == ("hooks.example.com resolves to 169.254.1.2, which is a link-local address; "
-                       "webhooks cannot be sent there.")
+                       "outbound requests cannot go there.")
 
 
-def test_allow_private_targets_setting_lifts_the_refusals(settings):
-    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
-    assert validate_webhook_url("http://169.254.169.254/") == "http://169.254.169.254/"
-    assert validate_webhook_url("http://metadata.google.internal/") == "http://metadata.google.internal/"
-    assert "ftp://" in _error("ftp://example.com/")
+def test_deny_private_setting_refuses_private_ranges(settings):
+    assert validate_webhook_url("http://10.1.2.3/hook", allow_loopback=False) == "http://10.1.2.3/hook"
+    settings.OUTBOUND_DENY_PRIVATE = True
+    assert "10.1.2.3 is a private address" in _error("http://10.1.2.3/hook")
+    assert "fd12::1 is a private address" in _error("http://[fd12::1]/hook")
+    assert validate_webhook_url("http://127.0.0.1/hook", allow_loopback=True) == "http://127.0.0.1/hook"

@@ -182,10 +182,12 @@ def _connect(form: MirrorForm, user: User, *, stored_secret: str = "") -> Connec
         return connect(integration, remote, need_push=need_push, actor=user)
     if need_push:
         return connect_remote(url=data["registry_url"], username=data["username"], secret=data["password"],
-                              ca_certificate=data["ca_certificate"], repository=remote, need_push=True)
+                              ca_certificate=data["ca_certificate"], repository=remote, need_push=True,
+                              actor=user)
     return services.check_pull_connection(url=data["registry_url"], username=data["username"],
                                           secret=data["password"] or stored_secret,
-                                          ca_certificate=data["ca_certificate"], remote_repository=remote or "")
+                                          ca_certificate=data["ca_certificate"], remote_repository=remote or "",
+                                          actor=user)
 
 
 def _save(request: HttpRequest, form: MirrorForm, *, repository: Repository, user: User,
