@@ -213,6 +213,7 @@ class RemoteRegistry:
 
         options.setdefault("retry", RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.05))
         options.setdefault("timeout", (5.0, 30.0))
+        options.setdefault("allow_loopback", True)  # the test harness itself, whatever OUTBOUND_ALLOW_LOOPBACK says
         return RegistryClient(self.url, self.username, self.password, self.ca_pem, **options)
 
     def log(self) -> str:

@@ -56,11 +56,16 @@ def test_connect_without_the_ca_is_tls_not_trusted_naming_the_issuer(make_integr
     assert "not trusted" in result.detail and f"CN={CA_COMMON_NAME}" in result.detail
 
 
-def test_connect_to_a_registry_that_is_down_is_unreachable(make_integration):
+def test_connect_to_a_registry_that_is_down_is_unreachable_with_the_reason_for_administrators(
+        make_integration, make_user):
     integration = make_integration(f"http://127.0.0.1:{free_port()}")
-    result = connect(integration, "mirror/target", need_push=True, **FAST)
+    root = make_user("root", is_superuser=True)
+    result = connect(integration, "mirror/target", need_push=True, actor=root, **FAST)
     assert (result.ok, result.code) == (False, "unreachable")
     assert "unreachable" in result.detail and "refused" in result.detail
+    others = connect(integration, "mirror/target", need_push=True, **FAST)
+    assert (others.ok, others.code) == (False, "unreachable")
+    assert others.detail == f"No registry answered at {integration.url.split('://', 1)[1]}."
 
 
 def test_token_registry_reader_has_no_push_permission(make_integration, token_registry):
