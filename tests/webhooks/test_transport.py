@@ -6,8 +6,7 @@ from django.db import transaction
 from django_q.models import Schedule
 from standardwebhooks import Webhook as StandardWebhook
 
-from registry_policies.core import events
-from registry_policies.core import outbound
+from registry_policies.core import events, outbound
 from registry_policies.webhooks import services, transport
 from registry_policies.webhooks.delivery import DELIVER_TASK
 from registry_policies.webhooks.models import Webhook, WebhookDelivery
