@@ -175,6 +175,28 @@ def test_webhook_of_an_owner_who_is_no_longer_administrator_is_not_delivered(den
     assert len(receiver.requests) == 1
 
 
+def test_push_mirror_through_an_integration_whose_owner_is_no_longer_administrator_fails(
+        deny_loopback, people, plain_registry):
+    """An administrator set up the loopback integration in alice's namespace; alice's policy uses it."""
+    from registry_policies.integrations import services as integrations
+    from tests.mirroring.helpers import STABLE, push_image
+
+    root, alice, app = people["root"], people["alice"], people["app"]
+    integration = integrations.create_integration(namespace=alice.namespace, name="local", url=plain_registry.url,
+                                                  actor=root)
+    policy = mirroring.create_push_policy(actor=alice, source=app, integration=integration,
+                                          remote_repository="mirror/runtime", rules=STABLE)
+    push_image(app, "1.0-stable", actor=alice)
+    assert MirrorRun.objects.get(push_policy=policy).status == "succeeded"
+    root.is_superuser = False
+    root.save(update_fields=["is_superuser"])
+    push_image(app, "2.0-stable", actor=alice)
+    refused = MirrorRun.objects.get(push_policy=policy, source_tag="2.0-stable")
+    assert (refused.status, refused.error_code) == ("failed", "blocked_address")
+    assert LOOPBACK in refused.error
+    assert plain_registry.client().manifest_digest("mirror/runtime", "2.0-stable") is None
+
+
 class RedirectingRegistry(FakeRegistry):
     """Answers blob downloads with a 302 to `target` (as registries do to their storage)."""
 
