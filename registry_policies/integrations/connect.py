@@ -37,7 +37,8 @@ NO_REGISTRY_CODES = frozenset({"unreachable", "blocked_address", "protocol_error
 class ConnectResult:
     """`ok`; `detail` for people; `code` for scripts: "ok", "unreachable", "tls_untrusted",
     "tls_error", "auth_failed", "permission_denied", "no_push", "no_pull", "not_found",
-    "server_error", "protocol_error", "secret_undecryptable", "invalid"."""
+    "server_error", "protocol_error", "blocked_address" (administrators only; others see
+    "unreachable"), "secret_undecryptable", "invalid"."""
 
     ok: bool
     detail: str
