@@ -29,6 +29,10 @@ REGISTRY_JWT_KEY_PATH = DATA_DIR / "jwt_signing_key.pem"
 BLOB_STORAGE_URL = env.str("BLOB_STORAGE_URL", default=f"file://{DATA_DIR / 'blobs'}")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 GC_GRACE_SECONDS = env.int("GC_GRACE_SECONDS", default=3600)
+# A tag's last-pulled time is written at most once per this period (pulls stay read-only otherwise).
+TAG_PULL_RECORD_SECONDS = env.int("TAG_PULL_RECORD_SECONDS", default=300)
+# How long each process trusts its cached list of event types some webhook subscribes to.
+WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env.int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS", default=10)
 
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 REDIS_URL = env.str("REDIS_URL", default="")

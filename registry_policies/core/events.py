@@ -25,8 +25,26 @@ class Event:
 
 
 Handler = Callable[[Event], None]
+Interest = Callable[[str], bool]
 _handlers: dict[str, list[Handler]] = defaultdict(list)
+_interests: list[Interest] = []
 ALL = "*"
+
+
+def register_interest(interest: Interest) -> None:
+    """Register a cheap predicate saying whether some subscriber wants events of a type that is
+    costly to build (pulls); idempotent. See `wanted`."""
+    if interest not in _interests:
+        _interests.append(interest)
+
+
+def wanted(event_type: str) -> bool:
+    """Whether any subscriber wants `event_type`. Hot paths (every pull) ask this before building
+    an event, so that nobody pays for events nobody listens to. Subscribers registered for
+    `event_type` itself always want it; `ALL` subscribers say so through `register_interest`."""
+    if _handlers.get(event_type):
+        return True
+    return any(interest(event_type) for interest in _interests)
 
 
 def subscribe(event_type: str, handler: Handler) -> None:

@@ -40,6 +40,7 @@ from registry_policies.mirroring import runs
 from registry_policies.mirroring.models import MirrorRun, PushMirrorPolicy
 from registry_policies.mirroring.remote import integration_client
 from registry_policies.policies import criteria, tag_templates
+from registry_policies.policies.evaluation import evaluate
 from registry_policies.policies.facts import UNSCANNED, ImageFacts
 from registry_policies.repositories.errors import ContentError
 from registry_policies.repositories.manifests import Descriptor, ParsedManifest, parse_manifest
@@ -84,7 +85,7 @@ def evaluate_tag(*, policy: PushMirrorPolicy, tag: Tag, trigger: str) -> MirrorR
     if open_runs.filter(status__in=MirrorRun.ACTIVE).exists():
         return None
     rules = criteria.parse_rules(policy.rules)
-    evaluation = criteria.evaluate(rules, tag_name=tag.name, facts=_facts(rules, tag.manifest))
+    evaluation = evaluate(rules, tag_name=tag.name, facts=_facts(rules, tag.manifest))
     pending = open_runs.filter(status=MirrorRun.Status.PENDING).first()
     if evaluation.outcome == criteria.Outcome.NO_MATCH:
         if pending is not None:

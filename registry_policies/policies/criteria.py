@@ -6,7 +6,9 @@ Pure: no database, no clock. A policy's rules are parsed from their API/JSON sha
 
 Matching semantics:
 
-- ``tag_name``: case-sensitive string comparison with the tag name.
+- ``tag_name``: case-sensitive string comparison with the tag name; also ``matches`` (a regular
+  expression that must match the whole tag, run on RE2) and ``semver_in`` (an npm-style version
+  range; tags that are not semantic versions never match). See :mod:`.operators`.
 - ``component_name``: case-insensitive (package ecosystems disagree on case); matches when *some*
   component matches, except ``not_one_of``, which matches when *no* component is in the list.
 - ``vulnerabilities``: compares the number of vulnerabilities of ``severity`` (``all`` = the sum of
@@ -19,23 +21,34 @@ Matching semantics:
 
 from __future__ import annotations
 
-import operator as op
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 
 from registry_policies.policies.facts import (
     ALL_SEVERITIES,
-    Component,
-    ImageFacts,
     Severity,
-    vulnerability_count,
 )
-from registry_policies.policies.license_match import license_ids, normalize_license
+from registry_policies.policies.operators import (
+    COUNT_OPERATORS,
+    LIST_OPERATORS,
+    NAME_OPERATORS,
+    OPERATOR_LABELS,
+    PATTERN_OPERATORS,
+    TAG_OPERATORS,
+    InvalidOperand,
+    Operator,
+    compile_pattern,
+    parse_range,
+)
+
+__all__ = [
+    "COUNT_OPERATORS", "NAME_OPERATORS", "OPERATOR_LABELS", "PATTERN_OPERATORS", "TAG_OPERATORS", "Operator",
+    "Rule", "RuleField", "Outcome", "InvalidRules", "parse_rule", "parse_rules", "describe",
+]
 
 
 class RuleField(StrEnum):
@@ -45,37 +58,14 @@ class RuleField(StrEnum):
     LICENSE_NAME = "license_name"
 
 
-class Operator(StrEnum):
-    EQUALS = "equals"
-    STARTS_WITH = "starts_with"
-    ENDS_WITH = "ends_with"
-    CONTAINS = "contains"
-    ONE_OF = "one_of"
-    NOT_ONE_OF = "not_one_of"
-    GTE = "gte"
-    GT = "gt"
-    EQ = "eq"
-    NE = "ne"
-    LTE = "lte"
-    LT = "lt"
-
-
 class Outcome(StrEnum):
     MATCH = "match"
     NO_MATCH = "no_match"
     PENDING = "pending"
 
 
-NAME_OPERATORS: tuple[Operator, ...] = (
-    Operator.EQUALS, Operator.STARTS_WITH, Operator.ENDS_WITH, Operator.CONTAINS,
-    Operator.ONE_OF, Operator.NOT_ONE_OF,
-)
-COUNT_OPERATORS: tuple[Operator, ...] = (
-    Operator.GTE, Operator.GT, Operator.EQ, Operator.NE, Operator.LTE, Operator.LT,
-)
-LIST_OPERATORS: frozenset[Operator] = frozenset({Operator.ONE_OF, Operator.NOT_ONE_OF})
 OPERATORS_BY_FIELD: Mapping[RuleField, tuple[Operator, ...]] = {
-    RuleField.TAG_NAME: NAME_OPERATORS,
+    RuleField.TAG_NAME: TAG_OPERATORS,
     RuleField.COMPONENT_NAME: NAME_OPERATORS,
     RuleField.VULNERABILITIES: COUNT_OPERATORS,
     RuleField.LICENSE_NAME: (Operator.ONE_OF, Operator.NOT_ONE_OF),
@@ -85,12 +75,6 @@ SCAN_FIELDS: frozenset[RuleField] = frozenset(
 )
 RULE_SEVERITIES: tuple[str, ...] = (*(band.value for band in Severity), ALL_SEVERITIES)
 
-OPERATOR_LABELS: Mapping[Operator, str] = {
-    Operator.EQUALS: "equals", Operator.STARTS_WITH: "starts with", Operator.ENDS_WITH: "ends with",
-    Operator.CONTAINS: "contains", Operator.ONE_OF: "is one of", Operator.NOT_ONE_OF: "is not one of",
-    Operator.GTE: "≥", Operator.GT: ">", Operator.EQ: "=",
-    Operator.NE: "≠", Operator.LTE: "≤", Operator.LT: "<",
-}
 FIELD_LABELS: Mapping[RuleField, str] = {
     RuleField.TAG_NAME: "tag name", RuleField.COMPONENT_NAME: "component name",
     RuleField.VULNERABILITIES: "vulnerabilities", RuleField.LICENSE_NAME: "license",
@@ -102,10 +86,6 @@ RULE_KEYS: frozenset[str] = frozenset({"field", "operator", "values", "severity"
 NON_FIELD_ERRORS_KEY = "non_field_errors"
 """Key of :attr:`InvalidRules.by_rule` for an item that is not a rule at all (DRF's name)."""
 
-_COMPARISONS: Mapping[Operator, Callable[[int, int], bool]] = {
-    Operator.GTE: op.ge, Operator.GT: op.gt, Operator.EQ: op.eq,
-    Operator.NE: op.ne, Operator.LTE: op.le, Operator.LT: op.lt,
-}
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
@@ -153,7 +133,7 @@ def describe(rule: Rule) -> str:
     label = OPERATOR_LABELS[rule.operator]
     if rule.field is RuleField.VULNERABILITIES:
         return f"{rule.severity} vulnerabilities {label} {rule.values[0]}"
-    return f"{FIELD_LABELS[rule.field]} {label} {_quote_all(rule.values)}"
+    return f"{FIELD_LABELS[rule.field]} {label} {quote_all(rule.values)}"
 
 
 def parse_rule(data: object) -> Rule:
@@ -338,7 +318,23 @@ def _parse_values(raw: object, field: RuleField | None, operator: Operator | Non
         return None
     if field is RuleField.VULNERABILITIES:
         return _parse_count(values[0], problems)
+    if operator in (Operator.MATCHES, Operator.SEMVER_IN):
+        return _parse_operand(operator, values[0], problems)
     return values
+
+
+def _parse_operand(operator: Operator, text: str, problems: _Problems) -> tuple[str, ...] | None:
+    """A `matches` pattern must compile on RE2; a `semver_in` range must parse."""
+    try:
+        if operator is Operator.MATCHES:
+            compile_pattern(text)
+        else:
+            parse_range(text)
+    except InvalidOperand as exc:
+        code = "invalid_pattern" if operator is Operator.MATCHES else "invalid_range"
+        _add(problems, "values", str(exc), code)
+        return None
+    return (text,)
 
 
 def _clean_strings(raw: Sequence[object], problems: _Problems) -> tuple[str, ...] | None:
@@ -376,167 +372,5 @@ def _names(enum: type[StrEnum]) -> str:
     return ", ".join(member.value for member in enum)
 
 
-# ----------------------------------------------------------------------------------- evaluation
-
-
-class RuleResult(NamedTuple):
-    """How one rule fared, with a sentence for the dry-run display."""
-
-    rule: Rule
-    outcome: Outcome
-    explanation: str
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """Overall outcome of a policy's rules on one tag, with every rule's result in rule order."""
-
-    outcome: Outcome
-    results: tuple[RuleResult, ...]
-
-    @property
-    def matched(self) -> bool:
-        return self.outcome is Outcome.MATCH
-
-    @property
-    def pending(self) -> bool:
-        return self.outcome is Outcome.PENDING
-
-    @property
-    def reason(self) -> str:
-        """One line saying why: the rules that failed (no_match) or wait (pending), or a summary."""
-        if not self.results:
-            return "No rules: every tag matches."
-        deciding = [r.explanation for r in self.results if r.outcome is self.outcome]
-        if self.outcome is Outcome.MATCH:
-            return "All rules match: " + "; ".join(deciding)
-        return "; ".join(deciding)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON shape for a dry run: ``{outcome, reason, rules: [{rule, outcome, explanation}]}``."""
-        return {
-            "outcome": str(self.outcome),
-            "reason": self.reason,
-            "rules": [{"rule": r.rule.to_dict(), "outcome": str(r.outcome), "explanation": r.explanation}
-                      for r in self.results],
-        }
-
-
-def evaluate(rules: Iterable[Rule], *, tag_name: str, facts: ImageFacts) -> Evaluation:
-    """Evaluate every rule (all must match) on the tag ``tag_name`` whose scan data is ``facts``.
-
-    A rule needing scan data is ``pending`` while ``facts.scanned`` is false. Overall: ``no_match``
-    if any rule fails (a failing rule can never be rescued by a scan), else ``pending`` if any rule
-    waits, else ``match``. No rules: ``match``.
-    """
-    results = tuple(evaluate_rule(rule, tag_name=tag_name, facts=facts) for rule in rules)
-    outcomes = {result.outcome for result in results}
-    if Outcome.NO_MATCH in outcomes:
-        overall = Outcome.NO_MATCH
-    elif Outcome.PENDING in outcomes:
-        overall = Outcome.PENDING
-    else:
-        overall = Outcome.MATCH
-    return Evaluation(outcome=overall, results=results)
-
-
-def evaluate_rule(rule: Rule, *, tag_name: str, facts: ImageFacts) -> RuleResult:
-    """Evaluate one rule; see :func:`evaluate`."""
-    if rule.needs_scan and not facts.scanned:
-        explanation = f"Waiting for every image of the tag to be scanned ({rule})."
-        return RuleResult(rule, Outcome.PENDING, explanation)
-    if rule.field is RuleField.TAG_NAME:
-        matched, explanation = _tag_name(rule, tag_name)
-    elif rule.field is RuleField.COMPONENT_NAME:
-        matched, explanation = _component_name(rule, facts.components)
-    elif rule.field is RuleField.VULNERABILITIES:
-        matched, explanation = _vulnerabilities(rule, facts)
-    else:
-        matched, explanation = _license_name(rule, facts.components)
-    return RuleResult(rule, Outcome.MATCH if matched else Outcome.NO_MATCH, explanation)
-
-
-def _text_matches(operator: Operator, subject: str, values: Sequence[str]) -> bool:
-    """Whether ``subject`` satisfies a name operator (exact, case as given)."""
-    if operator is Operator.EQUALS:
-        return subject == values[0]
-    if operator is Operator.STARTS_WITH:
-        return subject.startswith(values[0])
-    if operator is Operator.ENDS_WITH:
-        return subject.endswith(values[0])
-    if operator is Operator.CONTAINS:
-        return values[0] in subject
-    if operator is Operator.ONE_OF:
-        return subject in values
-    return subject not in values
-
-
-def _tag_name(rule: Rule, tag_name: str) -> tuple[bool, str]:
-    matched = _text_matches(rule.operator, tag_name, rule.values)
-    verb = OPERATOR_LABELS[rule.operator] if matched else _negated(rule.operator)
-    return matched, f"Tag {tag_name!r} {verb} {_quote_all(rule.values)}."
-
-
-def _component_name(rule: Rule, components: Sequence[Component]) -> tuple[bool, str]:
-    values = [value.casefold() for value in rule.values]
-    wanted = _quote_all(rule.values)
-    if rule.operator is Operator.NOT_ONE_OF:
-        hit = _first(components, lambda c: c.name.casefold() in values)
-        if hit is None:
-            return True, f"No component is one of {wanted}."
-        return False, f"Component {_show(hit)} is one of {wanted}."
-    hit = _first(components, lambda c: _text_matches(rule.operator, c.name.casefold(), values))
-    label = OPERATOR_LABELS[rule.operator]
-    if hit is None:
-        return False, f"No component name {label} {wanted} ({len(components)} components)."
-    return True, f"Component {_show(hit)} {label} {wanted}."
-
-
-def _vulnerabilities(rule: Rule, facts: ImageFacts) -> tuple[bool, str]:
-    assert rule.severity is not None  # guaranteed by validation
-    count = vulnerability_count(facts, rule.severity)
-    matched = _COMPARISONS[rule.operator](count, int(rule.values[0]))
-    relation = "is" if matched else "is not"
-    label = OPERATOR_LABELS[rule.operator]
-    return matched, f"{count} {rule.severity} vulnerabilities, which {relation} {label} {rule.values[0]}."
-
-
-def _license_name(rule: Rule, components: Sequence[Component]) -> tuple[bool, str]:
-    wanted_ids = {normalize_license(value) for value in rule.values}
-    wanted = _quote_all(rule.values)
-    found: tuple[Component, str] | None = None
-    for component in components:
-        license_expression = next((lic for lic in component.licenses if license_ids(lic) & wanted_ids), None)
-        if license_expression is not None:
-            found = (component, license_expression)
-            break
-    if rule.operator is Operator.ONE_OF:
-        if found is None:
-            return False, f"No component has license {wanted}."
-        return True, f"Component {_show(found[0])} has license {found[1]!r}, one of {wanted}."
-    if found is None:
-        return True, f"No component has license {wanted}."
-    return False, f"Component {_show(found[0])} has license {found[1]!r}, which is one of {wanted}."
-
-
-# -------------------------------------------------------------------------------------- helpers
-
-
-def _first(components: Sequence[Component], predicate: Callable[[Component], bool]) -> Component | None:
-    return next((component for component in components if predicate(component)), None)
-
-
-def _negated(operator: Operator) -> str:
-    return {
-        Operator.EQUALS: "does not equal", Operator.STARTS_WITH: "does not start with",
-        Operator.ENDS_WITH: "does not end with", Operator.CONTAINS: "does not contain",
-        Operator.ONE_OF: "is not one of", Operator.NOT_ONE_OF: "is one of",
-    }[operator]
-
-
-def _show(component: Component) -> str:
-    return f"{component.name!r}" + (f" {component.version}" if component.version else "")
-
-
-def _quote_all(values: Iterable[str]) -> str:
+def quote_all(values: Iterable[str]) -> str:
     return ", ".join(repr(value) for value in values)

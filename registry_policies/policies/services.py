@@ -19,6 +19,7 @@ from accounts.models import User
 from registry_policies.audit import services as audit
 from registry_policies.core import events
 from registry_policies.policies import criteria, tag_templates
+from registry_policies.policies.evaluation import evaluate
 from registry_policies.policies.models import PolicyRule, Promotion, PromotionPolicy
 from registry_policies.repositories import content
 from registry_policies.repositories.errors import TagImmutable
@@ -120,7 +121,7 @@ class DryRun:
 def dry_run(*, policy: PromotionPolicy, tag_name: str) -> DryRun:
     """What would happen to `tag_name` of the source now, changing nothing. Raises Tag.DoesNotExist."""
     tag = Tag.objects.select_related("manifest").get(repository=policy.source, name=tag_name)
-    evaluation = criteria.evaluate(rules_of(policy), tag_name=tag.name, facts=image_facts_for(tag.manifest))
+    evaluation = evaluate(rules_of(policy), tag_name=tag.name, facts=image_facts_for(tag.manifest))
     results = [{"rule": str(result.rule), "outcome": result.outcome, "explanation": result.explanation}
                for result in evaluation.results]
     target_tag, detail = "", ""
@@ -163,7 +164,7 @@ def evaluate_tag(*, policy: PromotionPolicy, tag: Tag, trigger: str, chain: list
                                     status=Promotion.Status.SUCCEEDED).first()
     if done is not None:
         return done
-    evaluation = criteria.evaluate(rules_of(policy), tag_name=tag.name, facts=image_facts_for(tag.manifest))
+    evaluation = evaluate(rules_of(policy), tag_name=tag.name, facts=image_facts_for(tag.manifest))
     if evaluation.outcome == "no_match":
         Promotion.objects.filter(policy=policy, source_tag=tag.name, digest=digest,
                                  status=Promotion.Status.PENDING).update(

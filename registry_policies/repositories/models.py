@@ -158,6 +158,9 @@ class Tag(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     pushed_at = models.DateTimeField()
+    last_pulled_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a client last pulled the tag's manifest (recorded at most once per TAG_PULL_RECORD_SECONDS).")
 
     class Meta:
         ordering = ["repository", "name"]

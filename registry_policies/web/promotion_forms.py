@@ -21,6 +21,7 @@ FIELD_CHOICES = [("", "— no rule —"), *((str(f), str(label).capitalize()) fo
                                         criteria.FIELD_LABELS.items())]
 OPERATOR_CHOICES = [
     ("Names and licenses", [(str(op), criteria.OPERATOR_LABELS[op]) for op in criteria.NAME_OPERATORS]),
+    ("Tag names", [(str(op), criteria.OPERATOR_LABELS[op]) for op in criteria.PATTERN_OPERATORS]),
     ("Vulnerability counts", [(str(op), criteria.OPERATOR_LABELS[op]) for op in criteria.COUNT_OPERATORS]),
 ]
 SEVERITY_CHOICES = [("", "—"), *((severity, severity) for severity in criteria.RULE_SEVERITIES)]
@@ -61,7 +62,9 @@ class RuleForm(forms.Form):
     severity = forms.ChoiceField(choices=SEVERITY_CHOICES, required=False, label="Severity",
                                  help_text="Vulnerabilities only.")
     values = forms.CharField(required=False, max_length=5000, label="Values",
-                             help_text="Comma separated; a number for vulnerabilities.")
+                             help_text="Comma separated; a number for vulnerabilities; one regular expression "
+                                       "(whole tag) for \"matches\"; a version range such as >=1.2.0 <2.0.0 "
+                                       "or ^1.4 for \"is a version in\".")
 
     def is_blank(self) -> bool:
         return not self.cleaned_data.get("field") or bool(self.cleaned_data.get("DELETE"))
@@ -69,8 +72,12 @@ class RuleForm(forms.Form):
     def rule(self) -> dict[str, Any]:
         """The row in the API shape (severity only kept for vulnerabilities rows)."""
         data = self.cleaned_data
-        rule: dict[str, Any] = {"field": data["field"], "operator": data.get("operator", ""),
-                                "values": [v.strip() for v in data.get("values", "").split(",") if v.strip()]}
+        operator, text = data.get("operator", ""), data.get("values", "")
+        if operator in criteria.PATTERN_OPERATORS:  # one operand, which may itself contain commas
+            values = [text.strip()] if text.strip() else []
+        else:
+            values = [v.strip() for v in text.split(",") if v.strip()]
+        rule: dict[str, Any] = {"field": data["field"], "operator": operator, "values": values}
         if data["field"] == criteria.RuleField.VULNERABILITIES:
             rule["severity"] = data.get("severity") or None
         return rule

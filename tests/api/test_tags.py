@@ -45,7 +45,7 @@ def test_list_shows_each_tag_with_its_manifest_pusher_origin_and_scan(alice, rep
     assert first == {
         "name": "1.0", "digest": manifest.digest, "media_type": OCI_MANIFEST, "artifact_type": "",
         "size": manifest.total_size, "platforms": ["linux/amd64"], "pushed_by": "alice",
-        "pushed_at": first["pushed_at"], "origin": "push", "origin_detail": {},
+        "pushed_at": first["pushed_at"], "last_pulled_at": None, "origin": "push", "origin_detail": {},
         "scan": {"status": "finished", "counts": {"critical": 1, "major": 1, "minor": 1}},
     }
     assert first["size"] > manifest.size and first["pushed_at"]

@@ -51,6 +51,8 @@ def test_skopeo_copies_oci_image_in_and_out_quickly(server, skopeo, owner, tmp_p
     run(skopeo, "copy", *dest(owner), f"oci:{layout}:v1", ref)
     elapsed = time.monotonic() - started
     assert elapsed < 10, f"skopeo copy took {elapsed:.1f}s: a slow TLS-probe fallback?"
+    tag_url = f"repositories/{owner.username}/oci/tags/v1/"
+    assert server.api("GET", tag_url, auth=owner.auth).json()["last_pulled_at"] is None  # a push is no pull
     raw = run(skopeo, "inspect", "--raw", "--tls-verify=false", "--creds", owner.creds, ref)
     assert sha256(raw.encode()) == image.manifest.digest  # stored verbatim
     inspected = json.loads(run(skopeo, "inspect", "--tls-verify=false", "--creds", owner.creds, ref))
@@ -60,6 +62,7 @@ def test_skopeo_copies_oci_image_in_and_out_quickly(server, skopeo, owner, tmp_p
     assert index["manifests"][0]["digest"] == image.manifest.digest
     for blob in image.layers:
         assert (tmp_path / "out" / "blobs" / "sha256" / blob.digest.split(":")[1]).read_bytes() == blob.data
+    assert server.api("GET", tag_url, auth=owner.auth).json()["last_pulled_at"]  # the pulls were recorded
 
 
 def test_skopeo_docker_v2s2_round_trip_and_copy_between_repositories(server, skopeo, owner, tmp_path):

@@ -7,21 +7,18 @@ from rest_framework.serializers import as_serializer_error
 
 from registry_policies.policies.criteria import (
     OPERATORS_BY_FIELD,
-    Evaluation,
     InvalidRules,
     Operator,
     Outcome,
     Rule,
     RuleField,
     describe,
-    evaluate,
-    evaluate_rule,
-    license_ids,
-    normalize_license,
     parse_rule,
     parse_rules,
 )
+from registry_policies.policies.evaluation import Evaluation, evaluate, evaluate_rule
 from registry_policies.policies.facts import UNSCANNED, Component, StaticImageFacts
+from registry_policies.policies.license_match import license_ids, normalize_license
 
 MATCH, NO_MATCH, PENDING = Outcome.MATCH, Outcome.NO_MATCH, Outcome.PENDING
 

@@ -57,7 +57,7 @@ class TagSerializer(serializers.ModelSerializer[Tag]):
     class Meta:
         model = Tag
         fields = ["name", "digest", "media_type", "artifact_type", "size", "platforms", "pushed_by",
-                  "pushed_at", "origin", "origin_detail", "scan"]
+                  "pushed_at", "last_pulled_at", "origin", "origin_detail", "scan"]
         read_only_fields = fields
 
     def get_pushed_by(self, tag: Tag) -> str | None:

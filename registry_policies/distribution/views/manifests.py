@@ -1,7 +1,9 @@
 """`/v2/<name>/manifests/<reference>`: GET, HEAD, PUT, DELETE by tag or digest.
 
 A GET costs one indexed query (namespace, repository, tag → manifest row with
-its payload) after a token check that needs no database.
+its payload) after a token check that needs no database. A GET by tag also
+reads the tag's last-pulled time, written again at most once per period, and
+pull events are built only when someone subscribes to them (see `pulls`).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
+from registry_policies.distribution import pulls
 from registry_policies.distribution.access import require
 from registry_policies.distribution.errors import RegistryError, registry_endpoint
 from registry_policies.distribution.names import parse_name, parse_reference
@@ -34,7 +37,7 @@ def _table(model: Any) -> str:
 # The hot path of every pull, as one indexed query written out: building it with the ORM costs
 # more than running it (Tag's default ordering alone adds two joins). Table names come from the
 # models; every value is a bound parameter.
-_SELECT = (f"SELECT m.digest, m.media_type, m.size{{payload}} FROM {_table(Manifest)} m "  # noqa: S608
+_SELECT = (f"SELECT m.digest, m.media_type, m.size{{payload}}{{tag}} FROM {_table(Manifest)} m "  # noqa: S608
            f"JOIN {{link}} l ON l.manifest_id = m.id "
            f"JOIN {_table(Repository)} r ON r.id = l.repository_id "
            f"JOIN {_table(Namespace)} n ON n.id = r.namespace_id "
@@ -42,6 +45,7 @@ _SELECT = (f"SELECT m.digest, m.media_type, m.size{{payload}} FROM {_table(Manif
 _QUERIES = {
     (by_tag, with_payload): _SELECT.format(
         payload=", m.payload" if with_payload else "",
+        tag=", l.id, l.last_pulled_at" if by_tag and with_payload else "",
         link=_table(Tag) if by_tag else _table(RepositoryManifest),
         match="l.name = %s" if by_tag else "m.digest = %s")
     for by_tag in (True, False) for with_payload in (True, False)
@@ -49,7 +53,8 @@ _QUERIES = {
 
 
 def _lookup(namespace: str, name: str, tag: str | None, digest: str | None, *, with_payload: bool) -> Any:
-    """(digest, media type, size[, payload]) of the manifest `tag` or `digest` names, or None."""
+    """(digest, media type, size[, payload[, tag id, tag last pulled]]) of the manifest `tag` or
+    `digest` names, or None."""
     with connection.cursor() as cursor:
         cursor.execute(_QUERIES[(tag is not None, with_payload)], [namespace, name, tag or digest])
         return cursor.fetchone()
@@ -58,7 +63,7 @@ def _lookup(namespace: str, name: str, tag: str | None, digest: str | None, *, w
 def _get(request: HttpRequest, name: str, reference: str) -> HttpResponse:
     namespace, repository = parse_name(name)
     tag, digest = parse_reference(reference)
-    require(request, name, "pull")
+    caller = require(request, name, "pull")
     head = request.method == "HEAD"
     row = _lookup(namespace, repository, tag, digest, with_payload=not head)
     if row is None:
@@ -69,6 +74,11 @@ def _get(request: HttpRequest, name: str, reference: str) -> HttpResponse:
     if tag is not None and not accepts(request.headers.get("Accept", ""), media_type):
         raise RegistryError("MANIFEST_UNKNOWN", f"the manifest is {media_type}, which the Accept header excludes",
                             detail={"reference": reference, "mediaType": media_type})
+    if not head:
+        if tag is not None:
+            pulls.record_tag_pull(tag_id=row[4], last_pulled_at=row[5])
+        pulls.announce_pull(caller=caller, namespace=namespace, name=repository, tag=tag, digest=found_digest,
+                            media_type=media_type)
     response = HttpResponse(b"" if head else bytes(row[3]), content_type=media_type)
     response["Content-Length"] = str(size)
     response["Docker-Content-Digest"] = found_digest
