@@ -6,7 +6,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts import services
+from accounts.forms import AdminSignInForm
 from accounts.models import PersonalAccessToken, User
+
+# The admin's sign-in checks passwords through the same throttled service as every other door.
+admin.site.login_form = AdminSignInForm
 
 TOKEN_INLINE_FIELDS: tuple[str, ...] = ("name", "token_hint", "created_at", "expires_at", "last_used_at", "revoked_at")
 
