@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -81,7 +83,7 @@ def check(*, username: str, request: HttpRequest | None) -> None:
     keys = _keys(username, request)
     row = (SignInThrottle.objects.filter(key__in=keys.values(), locked_until__gt=timezone.now())
            .order_by("-locked_until").values_list("key", "locked_until").first())
-    if row is not None:
+    if row is not None and row[1] is not None:
         raise SignInLocked(scope=row[0].partition(":")[0], until=row[1])
 
 
@@ -135,3 +137,21 @@ def record_failure(*, username: str, request: HttpRequest | None) -> SignInLocke
 def record_success(*, username: str) -> None:
     """A correct password: forget the account's failures and lock streak (not the client's)."""
     SignInThrottle.objects.filter(key=_account_key(username)).delete()
+
+
+def unlock(*, throttle: SignInThrottle, actor: Any, request: HttpRequest | None = None) -> None:
+    """Forget a key's failures and lock (an administrator's decision), audited as `auth.unlocked`."""
+    with transaction.atomic():
+        SignInThrottle.objects.filter(pk=throttle.pk).delete()
+        audit.record("auth.unlocked", actor=actor, request=request, details={
+            "key": throttle.key, "locked_until": throttle.locked_until.isoformat() if throttle.locked_until else None})
+
+
+def forget_stale(*, now: datetime | None = None) -> int:
+    """Delete rows that can no longer lock anything or lengthen a lock (a quiet window after their
+    last failure and their lock). Returns how many. Run daily by the worker cluster."""
+    now = now or timezone.now()
+    horizon = now - timedelta(seconds=int(settings.AUTH_FAILURE_WINDOW_SECONDS))
+    deleted, _ = SignInThrottle.objects.filter(last_failure_at__lt=horizon).filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=horizon)).delete()
+    return deleted

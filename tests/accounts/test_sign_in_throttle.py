@@ -248,3 +248,59 @@ def test_failed_refresh_token_is_audited_not_throttled(make_user):
         assert refused.status_code == 401 and registry_code(refused) == "UNAUTHORIZED"
     assert AuditEvent.objects.filter(action="auth.token_failed").count() == CLIENT_LIMIT + 1
     assert token_post("alice", "pw-alice-123!").status_code == 200
+
+
+def test_administrator_unlocks_an_account_in_the_admin_and_it_is_audited(make_user):
+    make_user("alice")
+    root = make_user("root", is_superuser=True)
+    for _ in range(ACCOUNT_LIMIT):
+        v2("alice", "wrong")
+    assert v2("alice", "pw-alice-123!").status_code == 429
+    admin = Client(REMOTE_ADDR=OTHER_NETWORK)
+    admin.force_login(root)
+    listing = admin.get("/admin/accounts/signinthrottle/")
+    assert listing.status_code == 200 and "account:alice" in listing.content.decode()
+    row = SignInThrottle.objects.get(key="account:alice")
+
+    done = admin.post("/admin/accounts/signinthrottle/", {"action": "unlock", "_selected_action": [row.pk]})
+
+    assert done.status_code == 302
+    assert not SignInThrottle.objects.filter(key="account:alice").exists()
+    assert SignInThrottle.objects.filter(key=f"client:{ATTACKER}").exists()  # only what was selected
+    event = AuditEvent.objects.get(action="auth.unlocked")
+    assert (event.actor, event.details["key"], event.source_ip) == (root, "account:alice", OTHER_NETWORK)
+    assert v2("alice", "pw-alice-123!").status_code == 200
+
+
+def test_staff_who_are_not_superusers_cannot_see_or_unlock(make_user):
+    staff = make_user("staffer")
+    staff.is_staff = True
+    staff.save(update_fields=["is_staff"])
+    for _ in range(ACCOUNT_LIMIT):
+        v2("alice", "wrong")
+    client = Client()
+    client.force_login(staff)
+    assert client.get("/admin/accounts/signinthrottle/").status_code == 403
+    row = SignInThrottle.objects.get(key="account:alice")
+    client.post("/admin/accounts/signinthrottle/", {"action": "unlock", "_selected_action": [row.pk]})
+    assert SignInThrottle.objects.filter(pk=row.pk).exists()
+    assert not AuditEvent.objects.filter(action="auth.unlocked").exists()
+
+
+def test_daily_clean_up_forgets_only_rows_that_can_no_longer_matter(make_user):
+    from django_q.models import Schedule
+
+    from accounts.tasks import forget_stale_sign_in_failures
+
+    for _ in range(ACCOUNT_LIMIT):
+        v2("alice", "wrong")  # locked now: kept
+    v2("bob", "wrong", ip=OTHER_NETWORK)
+    long_ago = timezone.now() - timedelta(hours=2)
+    SignInThrottle.objects.filter(key__in=["account:bob", f"client:{OTHER_NETWORK}"]).update(
+        last_failure_at=long_ago, window_started_at=long_ago)
+
+    assert forget_stale_sign_in_failures() == 2
+
+    assert set(SignInThrottle.objects.values_list("key", flat=True)) == {"account:alice", f"client:{ATTACKER}"}
+    assert Schedule.objects.get(name="accounts: forget stale sign-in failures").func == \
+        "accounts.tasks.forget_stale_sign_in_failures"
