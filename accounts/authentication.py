@@ -8,6 +8,7 @@ from rest_framework.request import Request
 
 from accounts.models import User
 from accounts.services import authenticate_basic, authenticate_token
+from accounts.throttling import SignInLocked
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:
@@ -35,7 +36,7 @@ class PersonalAccessTokenAuthentication(authentication.BaseAuthentication):
         scheme, _sep, raw = header.partition(" ")
         if scheme.lower() != "bearer":
             return None
-        user = authenticate_token(raw.strip())
+        user = authenticate_token(raw.strip(), request=request._request)
         if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
         return user, None
@@ -54,7 +55,10 @@ class BasicPasswordOrTokenAuthentication(authentication.BaseAuthentication):
         credentials = parse_basic(header)
         if credentials is None:
             raise exceptions.AuthenticationFailed(_("Malformed Basic credentials."))
-        user = authenticate_basic(username=credentials[0], password=credentials[1], request=request._request)
+        try:
+            user = authenticate_basic(username=credentials[0], password=credentials[1], request=request._request)
+        except SignInLocked as locked:
+            raise exceptions.Throttled(wait=locked.retry_after, detail=locked.message)
         if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid username, password or token."))
         return user, None

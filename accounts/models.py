@@ -92,3 +92,19 @@ class PersonalAccessToken(models.Model):
 
     def is_usable_at(self, moment: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > moment)
+
+
+class SignInThrottle(models.Model):
+    """Failed password checks of one account (`account:<username>`) or one client
+    (`client:<address>`) in the current window, and the lock they earned. Kept in the
+    database so every worker and node sees the same counts (see accounts/throttling.py)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0, help_text="Failures in the current window.")
+    window_started_at = models.DateTimeField()
+    last_failure_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    lock_count = models.PositiveIntegerField(default=0, help_text="Locks in a row; each one lasts twice as long.")
+
+    def __str__(self) -> str:
+        return self.key

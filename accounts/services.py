@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts import throttling
 from accounts.models import TOKEN_PREFIX, PersonalAccessToken, User, hash_token
 from registry_policies.audit import services as audit
 
@@ -60,12 +61,17 @@ def revoke_token(*, token: PersonalAccessToken, actor: User, request: HttpReques
         audit.record("token.revoked", actor=actor, request=request, target=token)
 
 
-def authenticate_token(raw: str) -> User | None:
-    """The active user behind a usable token, or None. Costs one indexed query."""
-    if not raw.startswith(TOKEN_PREFIX):
-        return None
-    token = PersonalAccessToken.objects.usable().select_related("user").filter(token_hash=hash_token(raw)).first()
+def authenticate_token(raw: str, *, request: HttpRequest | None = None) -> User | None:
+    """The active user behind a usable token, or None. Costs one indexed query. Never throttled
+    (a token is 256 random bits); a failure is audited as `auth.token_failed` when `request` is given."""
+    token = None
+    if raw.startswith(TOKEN_PREFIX):
+        token = PersonalAccessToken.objects.usable().select_related("user").filter(
+            token_hash=hash_token(raw)).first()
     if token is None:
+        if request is not None:
+            audit.record("auth.token_failed", request=request,
+                         details={"token_hint": raw[:12] if raw.startswith(TOKEN_PREFIX) else ""})
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
@@ -73,16 +79,15 @@ def authenticate_token(raw: str) -> User | None:
     return token.user
 
 
-def authenticate_basic(*, username: str, password: str, request: HttpRequest | None = None) -> User | None:
-    """Basic credentials: a personal access token of `username`, or the password.
+def authenticate_password(*, username: str, password: str, request: HttpRequest | None = None) -> User | None:
+    """The one place a password is checked: the active user, or None for wrong credentials.
 
-    A verified password is remembered for a minute (keyed by a digest of the
-    credentials and the stored hash), so clients that send Basic on every
-    request do not pay the password hasher each time.
+    Raises `throttling.SignInLocked` while the account or the client is locked, whatever the
+    password (see accounts/throttling.py). A verified password is remembered for a minute (keyed
+    by a digest of the credentials and the stored hash), so clients that send Basic on every
+    request pay one indexed query, not the password hasher, each time.
     """
-    if password.startswith(TOKEN_PREFIX):
-        user = authenticate_token(password)
-        return user if user is not None and user.username == username else None
+    throttling.check(username=username, request=request)
     key = "basic-auth:" + hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
     cached = cache.get(key)
     if cached is not None:
@@ -91,6 +96,23 @@ def authenticate_basic(*, username: str, password: str, request: HttpRequest | N
             return user
     authenticated = authenticate(request, username=username, password=password)
     if not isinstance(authenticated, User) or not authenticated.is_active:
+        locked = throttling.record_failure(username=username, request=request)
+        if locked is not None:
+            raise locked
         return None
+    throttling.record_success(username=username)
     cache.set(key, (authenticated.pk, authenticated.password), PASSWORD_CACHE_SECONDS)
     return authenticated
+
+
+def authenticate_basic(*, username: str, password: str, request: HttpRequest | None = None) -> User | None:
+    """Basic credentials: a personal access token of `username` (never throttled), or the password
+    (through `authenticate_password`, which may raise `throttling.SignInLocked`)."""
+    if password.startswith(TOKEN_PREFIX):
+        user = authenticate_token(password, request=request)
+        if user is not None and user.username != username:
+            audit.record("auth.token_failed", request=request,
+                         details={"token_hint": password[:12], "username": username[:150]})
+            return None
+        return user
+    return authenticate_password(username=username, password=password, request=request)

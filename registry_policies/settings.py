@@ -132,6 +132,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# -- sign-in throttling (accounts/throttling.py): failures per account and per client address --------
+AUTH_FAILURE_LIMIT_ACCOUNT = env.int("AUTH_FAILURE_LIMIT_ACCOUNT", default=5)
+AUTH_FAILURE_LIMIT_CLIENT = env.int("AUTH_FAILURE_LIMIT_CLIENT", default=30)
+AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", default=900)
+AUTH_LOCK_SECONDS = env.int("AUTH_LOCK_SECONDS", default=300)
+AUTH_LOCK_MAX_SECONDS = env.int("AUTH_LOCK_MAX_SECONDS", default=3600)
+# -- end sign-in throttling --------------------------------------------------------------------------
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "web:dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -174,7 +181,6 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_THROTTLE_RATES": {"token_endpoint": "60/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "registry_policies API",

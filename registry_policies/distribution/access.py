@@ -2,7 +2,8 @@
 
 A caller presents a Bearer JWT from `/auth/token` (verified without the
 database) or Basic credentials (checked by `accounts.services.authenticate_basic`,
-which caches password checks; the actions are then decided live by the same
+which caches password checks and throttles wrong passwords: 429 TOOMANYREQUESTS while
+locked; the actions are then decided live by the same
 `granted_actions` the token endpoint uses). Without credentials every
 endpoint answers 401 with the token challenge.
 
@@ -28,8 +29,13 @@ from django.http import HttpRequest
 
 from accounts.authentication import parse_basic
 from accounts.models import User
-from accounts.services import authenticate_basic
-from registry_policies.distribution.auth import AccessClaims, Scope, granted_actions, verify_access_token
+from registry_policies.distribution.auth import (
+    AccessClaims,
+    Scope,
+    granted_actions,
+    registry_basic_login,
+    verify_access_token,
+)
 from registry_policies.distribution.errors import RegistryError
 
 CHALLENGE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete"}
@@ -103,8 +109,7 @@ def authenticate(request: HttpRequest) -> Caller | None:
         return Caller(username=claims.username, user_id=claims.user_id, claims=claims)
     if scheme == "basic":
         credentials = parse_basic(header)
-        user = authenticate_basic(username=credentials[0], password=credentials[1],
-                                  request=request) if credentials else None
+        user = registry_basic_login(request, *credentials) if credentials else None
         if user is None:
             raise unauthorized(message="invalid username, password or token")
         return Caller(username=user.get_username(), user_id=user.pk, basic_user=user)

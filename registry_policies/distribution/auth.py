@@ -4,7 +4,8 @@ Clients get a `401` with `WWW-Authenticate: Bearer realm=…,service=…,scope=�
 from /v2/, ask this endpoint for a token (GET with Basic as docker and skopeo
 do, POST `grant_type=password|refresh_token` as containerd and podman do) and
 present it as `Authorization: Bearer`. Passwords are checked here, once per
-token, never on every /v2/ request.
+token, never on every /v2/ request; wrong ones are throttled per account and per
+client (accounts/throttling.py: 429 TOOMANYREQUESTS with Retry-After while locked).
 
 Tokens are ES256 JWTs signed with a key kept at `settings.REGISTRY_JWT_KEY_PATH`
 (created on first use). Their `access` claim lists, for each requested
@@ -32,12 +33,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from accounts.authentication import parse_basic
 from accounts.models import TOKEN_PREFIX, PersonalAccessToken, User, hash_token
 from accounts.services import authenticate_basic
+from accounts.throttling import SignInLocked
+from registry_policies.audit import services as audit
 from registry_policies.distribution.errors import RegistryError, registry_endpoint
 from registry_policies.distribution.names import split_name
 from registry_policies.repositories.models import Repository
@@ -47,7 +49,6 @@ from registry_policies.tenancy.models import Namespace
 ALGORITHM = "ES256"
 REPOSITORY_ACTIONS = ("pull", "push", "delete")
 REFRESH_TOKEN_TTL_SECONDS = 30 * 24 * 3600
-FAILED_LOGINS_PER_MINUTE = 30
 _VERIFIED_CACHE_SIZE = 4096
 
 
@@ -266,23 +267,17 @@ def access_entries(user: Any, scopes: list[Scope]) -> list[dict[str, Any]]:
 
 # -- the token endpoint ------------------------------------------------------------------------------
 
-def _client_key(request: HttpRequest) -> str:
-    return "registry-login-failures:" + (request.META.get("REMOTE_ADDR") or "unknown")
+def registry_basic_login(request: HttpRequest, username: str, password: str) -> User | None:
+    """`authenticate_basic` for the registry: a lock (accounts/throttling.py) becomes 429
+    TOOMANYREQUESTS with `Retry-After`."""
+    try:
+        return authenticate_basic(username=username, password=password, request=request)
+    except SignInLocked as locked:
+        raise RegistryError("TOOMANYREQUESTS", locked.message, detail={"locked": locked.scope},
+                            headers={"Retry-After": str(locked.retry_after)})
 
 
-def _check_throttle(request: HttpRequest) -> None:
-    if (cache.get(_client_key(request)) or 0) >= FAILED_LOGINS_PER_MINUTE:
-        raise RegistryError("TOOMANYREQUESTS", "too many failed sign-ins; wait a minute",
-                            headers={"Retry-After": "60"})
-
-
-def _failed_login(request: HttpRequest) -> RegistryError:
-    key = _client_key(request)
-    if cache.add(key, 1, 60) is False:
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, 60)
+def _failed_login() -> RegistryError:
     return RegistryError("UNAUTHORIZED", "invalid username, password or token",
                          headers={"WWW-Authenticate": 'Basic realm="registry"'})
 
@@ -294,10 +289,9 @@ def _token_id(password: str) -> int | None:
 
 
 def _login(request: HttpRequest, username: str, password: str) -> tuple[User, int | None]:
-    _check_throttle(request)
-    user = authenticate_basic(username=username, password=password, request=request)
+    user = registry_basic_login(request, username, password)
     if user is None:
-        raise _failed_login(request)
+        raise _failed_login()
     return user, _token_id(password)
 
 
@@ -327,7 +321,7 @@ def token_endpoint(request: HttpRequest) -> HttpResponse:
     if header.lower().startswith("basic"):
         credentials = parse_basic(header)
         if credentials is None:
-            raise _failed_login(request)
+            raise _failed_login()
         user, token_id = _login(request, *credentials)
     body = _token_body(user, parse_scopes(request.GET.getlist("scope")))
     if user is not None and request.GET.get("offline_token", "").lower() == "true":
@@ -341,10 +335,10 @@ def _oauth2_token(request: HttpRequest) -> HttpResponse:
     if grant_type == "password":
         user, token_id = _login(request, form.get("username", ""), form.get("password", ""))
     elif grant_type == "refresh_token":
-        _check_throttle(request)
         found = user_from_refresh_token(form.get("refresh_token", ""))
-        if found is None:
-            raise _failed_login(request)
+        if found is None:  # a signed JWT, not guessable: audited, not throttled
+            audit.record("auth.token_failed", request=request, details={"grant_type": "refresh_token"})
+            raise _failed_login()
         user, token_id = found
     else:
         raise RegistryError("UNSUPPORTED", f"unsupported grant_type {grant_type!r}", status=400,
