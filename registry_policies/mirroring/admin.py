@@ -116,7 +116,7 @@ class PullMirrorForm(forms.ModelForm):
     class Meta:
         model = PullMirror
         fields = ["repository", "url", "username", "ca_certificate", "remote_repository", "tag_filter",
-                  "interval_seconds", "enabled"]
+                  "interval_seconds", "remove_deleted_tags", "enabled"]
         widgets = {"ca_certificate": forms.Textarea(attrs={"rows": 6, "cols": 70, "spellcheck": "false"})}
 
     def clean(self) -> dict[str, Any]:
@@ -132,7 +132,8 @@ class PullMirrorForm(forms.ModelForm):
                 actor=self.request_user, repository=repository, url=data["url"],  # type: ignore[attr-defined]
                 username=data.get("username", ""), secret=secret, ca_certificate=data.get("ca_certificate", ""),
                 remote_repository=data["remote_repository"], tag_filter=data.get("tag_filter", ""),
-                interval_seconds=data["interval_seconds"], enabled=data.get("enabled", False))
+                interval_seconds=data["interval_seconds"], enabled=data.get("enabled", False),
+                remove_deleted_tags=data.get("remove_deleted_tags", False))
         except ValidationError as error:
             for field, errors in error.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
@@ -148,14 +149,15 @@ class PullMirrorForm(forms.ModelForm):
 class PullMirrorAdmin(admin.ModelAdmin):
     form = PullMirrorForm
     list_display = ["repository", "url", "remote_repository", "tag_filter", "interval_seconds", "enabled",
-                    "last_polled_at", "next_poll_at"]
-    list_filter = ["enabled"]
+                    "remove_deleted_tags", "last_polled_at", "next_poll_at"]
+    list_filter = ["enabled", "remove_deleted_tags"]
     search_fields = ["repository__name", "repository__namespace__name", "url", "remote_repository"]
     list_select_related = ["repository__namespace"]
     readonly_fields = ["secret_status", "last_polled_at", "next_poll_at", "created_by", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["repository", "url", "username", "secret_status", "new_secret", "clear_secret",
-                           "ca_certificate", "remote_repository", "tag_filter", "interval_seconds", "enabled"]}),
+                           "ca_certificate", "remote_repository", "tag_filter", "interval_seconds",
+                           "remove_deleted_tags", "enabled"]}),
         ("Polling", {"fields": ["last_polled_at", "next_poll_at", "created_by", "created_at", "updated_at"]}),
     ]
     actions = ["sync_now"]

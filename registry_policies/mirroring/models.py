@@ -77,6 +77,10 @@ class PullMirror(models.Model):
                                   help_text="Glob (v1.*, *-stable; empty: every tag) or regex:<pattern>.")
     interval_seconds = models.PositiveIntegerField(default=3600, help_text=f"At least {MIN_INTERVAL_SECONDS}.")
     enabled = models.BooleanField(default=True)
+    remove_deleted_tags = models.BooleanField(
+        default=False,
+        help_text="Remove local tags this mirror created once the remote no longer lists them (tags "
+                  "outside the tag filter, and tags that did not come from this mirror, are never touched).")
     last_polled_at = models.DateTimeField(null=True, blank=True)
     next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -146,6 +150,8 @@ class MirrorRun(models.Model):
     digest = models.CharField(max_length=135, blank=True, help_text="Push: the manifest mirrored.")
     remote_tag = models.CharField(max_length=128, blank=True, help_text="Push: the tag written on the remote.")
     tags = models.JSONField(default=list, blank=True, help_text="Tags written (remote tag, or local tags pulled).")
+    removed_tags = models.JSONField(default=list, blank=True,
+                                    help_text="Pull: local tags removed because the remote no longer lists them.")
     bytes_transferred = models.BigIntegerField(default=0)
     blobs_sent = models.PositiveIntegerField(default=0, help_text="Blobs copied (uploaded, or downloaded).")
     blobs_skipped = models.PositiveIntegerField(default=0, help_text="Blobs already present on the other side.")

@@ -32,9 +32,9 @@ from registry_policies.mirroring.models import MirrorRun, PullMirror
 from registry_policies.mirroring.remote import remote_client
 from registry_policies.mirroring.validators import tag_matches
 from registry_policies.repositories import content
-from registry_policies.repositories.errors import ContentError
+from registry_policies.repositories.errors import ContentError, ManifestUnknown, TagImmutable
 from registry_policies.repositories.manifests import Descriptor, parse_manifest
-from registry_policies.repositories.models import Manifest, Repository, Tag
+from registry_policies.repositories.models import Manifest, Repository, Tag, TagHistory
 from registry_policies.repositories.services import repository_event_contents
 from registry_policies.storage import get_blob_store
 from registry_policies.tenancy.access import repositories_visible_to
@@ -59,6 +59,8 @@ class SyncOutcome:
     synced: list[str] = field(default_factory=list)
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 # -- scheduling ----------------------------------------------------------------------------------
@@ -133,16 +135,20 @@ def _finish(run: MirrorRun, mirror: PullMirror, outcome: SyncOutcome, transfer: 
         error = f"{error} (synced before the failure: {', '.join(outcome.synced)})"
     status = MirrorRun.Status.FAILED if error else MirrorRun.Status.SUCCEEDED
     note = f"{len(outcome.synced)} tag(s) synced, {outcome.unchanged} unchanged."
-    MirrorRun.objects.filter(pk=run.pk).update(detail=note)
-    run.detail = note
+    if outcome.removed:
+        note += f" Removed {len(outcome.removed)} tag(s) deleted on the remote: {', '.join(outcome.removed)}."
+    if outcome.kept:
+        note += f" Kept {', '.join(outcome.kept)}: deleted on the remote, but this repository's tags are immutable."
+    MirrorRun.objects.filter(pk=run.pk).update(detail=note[:1000], removed_tags=outcome.removed)
+    run.detail, run.removed_tags = note[:1000], outcome.removed
     if not runs.finish(run, status=status, error=error, error_code=code, transfer=transfer, tags=outcome.synced):
         return
     contents: dict[str, Any] = {**repository_event_contents(mirror.repository), "pull_mirror_id": mirror.pk,
                                 "run_id": run.pk, "remote": mirror.remote, "tags": outcome.synced,
-                                "bytes": transfer.bytes_transferred}
+                                "removed_tags": outcome.removed, "bytes": transfer.bytes_transferred}
     if error:
         events.emit("POLL_MIRRORING_FAILED", contents={**contents, "error": error}, actor=None)
-    elif outcome.synced:
+    elif outcome.synced or outcome.removed:
         events.emit("POLL_MIRRORING", contents=contents, actor=None)
 
 
@@ -161,7 +167,8 @@ class Syncer:
         self.origin = {"remote": f"{mirror.url}/{mirror.remote_repository}", "pull_mirror_id": mirror.pk}
 
     def sync(self) -> None:
-        wanted = sorted(tag for tag in self.client.list_tags(self.remote) if tag_matches(self.mirror.tag_filter, tag))
+        listed = set(self.client.list_tags(self.remote))  # RemoteNotFound (repository gone) ends the run here
+        wanted = sorted(tag for tag in listed if tag_matches(self.mirror.tag_filter, tag))
         local = dict(Tag.objects.filter(repository=self.repository).values_list("name", "manifest__digest"))
         for tag in wanted:
             try:
@@ -177,6 +184,25 @@ class Syncer:
                 self.outcome.synced.append(tag)
             except TAG_ERRORS as error:
                 self.outcome.errors.append(f"{tag}: {error}")
+        if self.mirror.remove_deleted_tags:
+            self._remove_deleted(listed)
+
+    def _remove_deleted(self, listed: set[str]) -> None:
+        """Delete the local tags this mirror created that the remote no longer lists. Only after a
+        complete listing (a failed one raised before this); tags outside the filter, and tags that
+        came from anywhere else (a promotion, another mirror), stay."""
+        mine = Tag.objects.filter(repository=self.repository, origin=Tag.Origin.MIRROR,
+                                  origin_detail__pull_mirror_id=self.mirror.pk).values_list("name", flat=True)
+        gone = sorted(name for name in mine if name not in listed and tag_matches(self.mirror.tag_filter, name))
+        for name in gone:
+            try:
+                content.delete_tag(repository=self.repository, name=name, actor=None, cause=TagHistory.Cause.MIRROR)
+            except TagImmutable:
+                self.outcome.kept.append(name)
+            except ManifestUnknown:  # removed meanwhile by someone else
+                continue
+            else:
+                self.outcome.removed.append(name)
 
     # -- manifests ----------------------------------------------------------------------------
 

@@ -231,7 +231,7 @@ def _validate_pull(values: dict[str, Any]) -> dict[str, Any]:
 
 def save_pull_mirror(*, actor: Any, repository: Repository, url: str, remote_repository: str, username: str = "",
                      secret: str | None = None, ca_certificate: str = "", tag_filter: str = "",
-                     interval_seconds: int = 3600, enabled: bool = True,
+                     interval_seconds: int = 3600, enabled: bool = True, remove_deleted_tags: bool = False,
                      request: HttpRequest | None = None) -> PullMirror:
     """Create or replace the pull mirror of `repository`. `secret` None keeps the stored one
     ("" clears it). The first poll is due at once when enabled. No network check: the first
@@ -252,11 +252,13 @@ def save_pull_mirror(*, actor: Any, repository: Repository, url: str, remote_rep
         if secret is not None:
             mirror.secret = secret
         mirror.enabled = enabled
+        mirror.remove_deleted_tags = remove_deleted_tags
         mirror.next_poll_at = timezone.now() if enabled else None
         mirror.save()
         audit.record("pull_mirror.created" if creating else "pull_mirror.updated", actor=actor, request=request,
                      target=mirror, details={**{k: v for k, v in cleaned.items() if k != "ca_certificate"},
-                                             "enabled": enabled, "secret_changed": secret is not None,
+                                             "enabled": enabled, "remove_deleted_tags": remove_deleted_tags,
+                                             "secret_changed": secret is not None,
                                              "has_ca_certificate": bool(cleaned["ca_certificate"])})
     return mirror
 

@@ -361,19 +361,18 @@ def set_tag(*, repository: Repository, name: str, manifest: Manifest, actor: Act
                           origin_detail=origin_detail or {})
 
 
-def _delete_tag_row(repository: Repository, tag: Tag, actor: Actor) -> None:
+def _delete_tag_row(repository: Repository, tag: Tag, actor: Actor, cause: str = TagHistory.Cause.DELETE) -> None:
     digest = tag.manifest.digest
     tag.delete()
     TagHistory.objects.create(repository=repository, tag=tag.name, old_digest=digest, new_digest="",
-                              cause=TagHistory.Cause.DELETE, actor=_actor_or_none(actor),
-                              actor_name=_actor_name(actor) or "")
+                              cause=cause, actor=_actor_or_none(actor), actor_name=_actor_name(actor) or "")
     events.emit("TAG_DELETE", actor=_actor_name(actor), contents=event_contents(
-        repository, manifest=tag.manifest, tag=tag.name, actor=actor, cause=TagHistory.Cause.DELETE))
+        repository, manifest=tag.manifest, tag=tag.name, actor=actor, cause=cause))
 
 
-def delete_tag(*, repository: Repository, name: str, actor: Actor) -> None:
-    """Remove tag `name` (the manifest stays until gc). ManifestUnknown if there is no such tag;
-    TagImmutable in a repository with immutable tags."""
+def delete_tag(*, repository: Repository, name: str, actor: Actor, cause: str = TagHistory.Cause.DELETE) -> None:
+    """Remove tag `name` (the manifest stays until gc), recording `cause` in the tag history.
+    ManifestUnknown if there is no such tag; TagImmutable in a repository with immutable tags."""
     with transaction.atomic():
         tag = Tag.objects.select_for_update().select_related("manifest").filter(
             repository=repository, name=name).first()
@@ -382,7 +381,7 @@ def delete_tag(*, repository: Repository, name: str, actor: Actor) -> None:
         if repository.immutable_tags:
             raise TagImmutable(f"tag {name} of {repository.full_name} is immutable and cannot be deleted",
                                detail={"tag": name})
-        _delete_tag_row(repository, tag, actor)
+        _delete_tag_row(repository, tag, actor, cause)
 
 
 def delete_manifest(*, repository: Repository, digest: str, actor: Actor) -> None:

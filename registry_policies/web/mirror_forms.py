@@ -51,6 +51,10 @@ class MirrorForm(forms.Form):
                                  help_text="A glob such as v1.* or *-stable (empty: every tag), or regex:<pattern>.")
     interval_seconds = forms.IntegerField(required=False, initial=3600, label="Poll interval in seconds (pull)",
                                           help_text="At least 60.")
+    remove_deleted_tags = forms.BooleanField(
+        required=False, initial=False, label="Remove tags deleted on the remote (pull)",
+        help_text="Off by default. Only tags this mirror created and that pass the tag filter are removed when "
+                  "the remote no longer lists them; tags promoted or pushed here are never touched.")
     enabled = forms.BooleanField(required=False, initial=True, label="Enabled")
 
     def __init__(self, *args: Any, integrations: list[Integration], **kwargs: Any) -> None:

@@ -141,10 +141,16 @@ def test_the_pull_mirror_resource(world, plain_registry):
     assert alice.put(path, {**body, "interval_seconds": 600}, format="json").status_code == 200
     mirror = PullMirror.objects.get()
     assert mirror.get_secret() == "s3cret" and mirror.interval_seconds == 600  # secret kept when absent
+    assert created.json()["remove_deleted_tags"] is False  # off unless asked for
+    not_boolean = alice.put(path, {**body, "remove_deleted_tags": "sometimes"}, format="json")
+    assert not_boolean.status_code == 400 and set(not_boolean.json()) == {"remove_deleted_tags"}
+    assert PullMirror.objects.get().remove_deleted_tags is False
+    switched = alice.put(path, {**body, "interval_seconds": 600, "remove_deleted_tags": True}, format="json")
+    assert switched.status_code == 200 and switched.json()["remove_deleted_tags"] is True
     assert bob.get(path).status_code == 200 and bob.put(path, body, format="json").status_code == 403
     synced = alice.post(f"{path}sync/")
     assert synced.status_code == 202 and synced.json()["status"] == "succeeded", synced.json()
-    assert synced.json()["tags"] == ["1.0"]
+    assert synced.json()["tags"] == ["1.0"] and synced.json()["removed_tags"] == []
     MirrorRun.objects.create(direction="pull", pull_mirror=mirror, repository=world["app"], status="queued")
     assert alice.post(f"{path}sync/").status_code == 409
     assert alice.delete(path).status_code == 204 and not PullMirror.objects.exists()

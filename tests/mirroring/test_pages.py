@@ -105,8 +105,17 @@ def test_pull_mirror_form_sync_now_and_stop(pages, plain_registry):
                                                         interval_seconds="120"))
     assert saved.status_code == 302, saved.content.decode()
     mirror = PullMirror.objects.get()
-    assert (mirror.interval_seconds, mirror.tag_filter) == (120, "*")
+    assert (mirror.interval_seconds, mirror.tag_filter, mirror.remove_deleted_tags) == (120, "*", False)
     assert "read-only to pushes" in client.get("/alice/app/mirrors/").content.decode()
+    edit_form = client.get("/alice/app/mirrors/pull/edit/").content.decode()
+    assert 'name="remove_deleted_tags"' in edit_form and "Remove tags deleted on the remote" in edit_form
+    resaved = client.post("/alice/app/mirrors/pull/edit/", form(direction="pull", action="save",
+                                                                registry_url=plain_registry.url, username="puller",
+                                                                remote_repository="upstream/page", tag_filter="*",
+                                                                interval_seconds="120", remove_deleted_tags="on"))
+    assert resaved.status_code == 302, resaved.content.decode()
+    assert PullMirror.objects.get().remove_deleted_tags is True
+    assert "removing the tags deleted there" in client.get("/alice/app/mirrors/").content.decode()
     synced = client.post("/alice/app/mirrors/pull/sync/", follow=True)
     assert "Sync #" in synced.content.decode()
     run = MirrorRun.objects.get(direction="pull")

@@ -69,9 +69,9 @@ class MirrorRunSerializer(serializers.ModelSerializer[MirrorRun]):
     class Meta:
         model = MirrorRun
         fields = ["id", "direction", "status", "trigger", "push_mirror", "pull_mirror", "remote", "source_tag",
-                  "digest", "remote_tag", "tags", "bytes", "blobs_sent", "blobs_skipped", "blobs_mounted",
-                  "duration", "duration_ms", "detail", "error", "error_code", "created_at", "started_at",
-                  "finished_at"]
+                  "digest", "remote_tag", "tags", "removed_tags", "bytes", "blobs_sent", "blobs_skipped",
+                  "blobs_mounted", "duration", "duration_ms", "detail", "error", "error_code", "created_at",
+                  "started_at", "finished_at"]
         read_only_fields = fields
 
     def get_duration(self, run: MirrorRun) -> float | None:
@@ -91,8 +91,8 @@ class PullMirrorSerializer(serializers.ModelSerializer[PullMirror]):
     class Meta:
         model = PullMirror
         fields = ["repository", "url", "username", "has_secret", "ca_certificate", "remote_repository", "remote",
-                  "tag_filter", "interval_seconds", "enabled", "last_polled_at", "next_poll_at", "active_run",
-                  "created_by", "created_at", "updated_at"]
+                  "tag_filter", "interval_seconds", "enabled", "remove_deleted_tags", "last_polled_at", "next_poll_at",
+                  "active_run", "created_by", "created_at", "updated_at"]
         read_only_fields = fields
 
     @extend_schema_field(MirrorRunSerializer(allow_null=True))
@@ -103,7 +103,7 @@ class PullMirrorSerializer(serializers.ModelSerializer[PullMirror]):
 
 class PullMirrorWriteSerializer(_NoUnknownKeys):
     """`{url, username, secret, ca_certificate?, remote_repository, tag_filter, interval_seconds,
-    enabled}`. An absent `secret` keeps the stored one; `""` removes it."""
+    enabled, remove_deleted_tags?}`. An absent `secret` keeps the stored one; `""` removes it."""
 
     url = serializers.CharField(max_length=500, help_text="Registry base URL, e.g. https://registry.example.com")
     username = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
@@ -116,6 +116,9 @@ class PullMirrorWriteSerializer(_NoUnknownKeys):
                                        help_text="Glob (v1.*, *-stable; empty: every tag) or regex:<pattern>.")
     interval_seconds = serializers.IntegerField(required=False, default=3600, help_text="At least 60.")
     enabled = serializers.BooleanField(required=False, default=True)
+    remove_deleted_tags = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Remove local tags this mirror created once the remote no longer lists them (off by default).")
 
 
 class MirrorRunFilterSerializer(serializers.Serializer[Any]):

@@ -114,7 +114,7 @@ def _initial(policy: PushMirrorPolicy | None, pull_mirror: PullMirror | None) ->
         return {"direction": "pull", "registry_url": pull_mirror.url, "username": pull_mirror.username,
                 "ca_certificate": pull_mirror.ca_certificate, "remote_repository": pull_mirror.remote_repository,
                 "tag_filter": pull_mirror.tag_filter, "interval_seconds": pull_mirror.interval_seconds,
-                "enabled": pull_mirror.enabled}
+                "remove_deleted_tags": pull_mirror.remove_deleted_tags, "enabled": pull_mirror.enabled}
     return {"direction": "push", "enabled": True, "interval_seconds": 3600}
 
 
@@ -206,6 +206,7 @@ def _save(request: HttpRequest, form: MirrorForm, *, repository: Repository, use
         services.save_pull_mirror(actor=user, repository=repository, url=url, username=username, secret=secret,
                                   ca_certificate=ca, remote_repository=data["remote_repository"],
                                   tag_filter=data["tag_filter"], interval_seconds=data["interval_seconds"],
+                                  remove_deleted_tags=data.get("remove_deleted_tags", False),
                                   enabled=data["enabled"], request=request)
         return f"{repository.full_name} now pulls from {url}/{data['remote_repository']}."
     integration = data.get("integration")
