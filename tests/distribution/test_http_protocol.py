@@ -260,6 +260,28 @@ def test_tags_list_paginates_with_link_header(server, alice):
     assert after == ["d", "e"]
 
 
+def test_tags_list_answers_304_while_nothing_changed(server, alice):
+    registry = Registry(server, alice)
+    name = f"{alice.username}/etag"
+    image = make_image()
+    registry.push_image(name, "v1", image)
+    token = registry.token(f"repository:{name}:pull,push")
+    first = registry.request("GET", f"/v2/{name}/tags/list", token=token)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag.startswith('"')
+    again = registry.request("GET", f"/v2/{name}/tags/list", token=token, headers={"If-None-Match": etag})
+    assert (again.status_code, again.content, again.headers["ETag"]) == (304, b"", etag)
+    other_page = registry.request("GET", f"/v2/{name}/tags/list?n=0", token=token, headers={"If-None-Match": etag})
+    assert other_page.status_code == 200  # another page is another answer
+    assert registry.push_manifest(name, "v2", image.manifest).status_code == 201
+    changed = registry.request("GET", f"/v2/{name}/tags/list", token=token, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json()["tags"] == ["v1", "v2"]
+    assert changed.headers["ETag"] != etag
+    missing = registry.request("GET", f"/v2/{alice.username}/nothing-here/tags/list",
+                               token=registry.token(f"repository:{alice.username}/nothing-here:pull"))
+    assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
 def test_manifest_get_head_accept_and_delete(server, alice):
     registry = Registry(server, alice)
     name = f"{alice.username}/manifests"

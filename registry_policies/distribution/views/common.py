@@ -82,8 +82,13 @@ def page_size(request: HttpRequest, default: int | None) -> int | None:
     return min(value, MAX_PAGE)
 
 
+def next_link(path: str, n: int, last: str) -> str:
+    """The `Link` header value pointing at the page after `last`."""
+    return f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'
+
+
 def add_next_link(response: HttpResponse, path: str, n: int, last: str) -> None:
-    response["Link"] = f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'
+    response["Link"] = next_link(path, n, last)
 
 
 def read_small_body(request: HttpRequest, limit: int) -> bytes:
