@@ -2,7 +2,6 @@
 a filesystem store that breaks, moto's S3 server, a private redis-server, closed ports."""
 from __future__ import annotations
 
-import re
 import shutil
 import socket
 import subprocess
@@ -12,26 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.prometheus_text import samples, value
 from tests.servers import free_port
 from tests.tools import require_tool
 
 pytestmark = pytest.mark.django_db
-SAMPLE_RE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Parse the Prometheus text format into {(name, labels): value}."""
-    parsed = {}
-    for line in text.splitlines():
-        match = SAMPLE_RE.match(line)
-        if match:
-            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
-            parsed[(match["name"], labels)] = float(match["value"])
-    return parsed
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, frozenset(labels.items())), 0.0)
 
 
 def scrape(client, **extra) -> str:  # type: ignore[no-untyped-def]
