@@ -37,6 +37,12 @@ WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env.int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECON
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 REDIS_URL = env.str("REDIS_URL", default="")
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")
+# --- health and metrics (core/health.py, core/metrics.py) ---
+# Bearer token required to read /metrics; empty: only direct loopback requests may read it.
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+# Per-node directory where every process of the node writes its metric files (prometheus_client).
+PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics")))
+# --- end health and metrics ---
 
 # -- outbound requests (webhooks, integrations, pull mirrors, Connect): see core/outbound.py --
 OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
@@ -71,6 +77,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "registry_policies.core.middleware.RequestMetricsMiddleware",  # first: sees every answer
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -116,6 +123,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Persistent connections: opening one per request costs more than a whole manifest GET.
 DATABASES["default"].setdefault("CONN_MAX_AGE", 600)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A database host that is gone: fail within seconds (503), not after the kernel's TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

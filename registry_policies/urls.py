@@ -3,7 +3,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from registry_policies.core import health
+
 urlpatterns = [
+    # Health, readiness and metrics (no session, user or CSRF needed; see core/health.py).
+    path("-/healthz", health.healthz, name="healthz"),
+    path("-/readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("api/v1/", include("registry_policies.api.urls")),

@@ -69,6 +69,7 @@ class RunningServer:
             **(extra_env or {}),
         }
         env.pop("DJANGO_SECRET_KEY", None)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the server's metrics live in its own data dir
         manage = [sys.executable, str(ROOT / "manage.py")]
         for command in (["migrate", "--noinput", "-v0"], ["ensure_admin"]):
             subprocess.run([*manage, *command], cwd=ROOT, env=env, check=True, capture_output=True)

@@ -27,6 +27,7 @@ from typing import IO, Any
 from django.http import HttpRequest
 from django.utils import timezone
 
+from registry_policies.core import metrics
 from registry_policies.distribution.errors import RegistryError
 from registry_policies.distribution.models import BlobUpload
 from registry_policies.repositories import content
@@ -46,6 +47,7 @@ def request_chunks(request: HttpRequest) -> Iterator[bytes]:
         chunk = stream.read(CHUNK_SIZE)
         if not chunk:
             return
+        metrics.add_bytes(direction="upload", count=len(chunk))
         yield chunk
 
 

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from registry_policies.core import metrics
 from registry_policies.mirroring.models import MirrorRun
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def finish(run: MirrorRun, *, status: str, error: str = "", error_code: str = ""
     if not updated:
         logger.warning("mirror run %s was taken over before it finished; outcome %s dropped", run.pk, status)
         return False
+    metrics.record_outcome(kind="mirror_run", outcome=status, direction=run.direction)
     for name, value in fields.items():
         setattr(run, name, value)
     return True
@@ -90,8 +92,9 @@ def finish(run: MirrorRun, *, status: str, error: str = "", error_code: str = ""
 
 def close_unstarted(run: MirrorRun, *, status: str, error: str = "", error_code: str = "") -> None:
     """Finish a run that never ran (pending or queued): skipped, or failed with the reason."""
-    MirrorRun.objects.filter(pk=run.pk, status__in=[MirrorRun.Status.PENDING, MirrorRun.Status.QUEUED]).update(
-        status=status, error=error[:MAX_ERROR_LENGTH], error_code=error_code[:32], finished_at=timezone.now())
+    if MirrorRun.objects.filter(pk=run.pk, status__in=[MirrorRun.Status.PENDING, MirrorRun.Status.QUEUED]).update(
+            status=status, error=error[:MAX_ERROR_LENGTH], error_code=error_code[:32], finished_at=timezone.now()):
+        metrics.record_outcome(kind="mirror_run", outcome=status, direction=run.direction)
 
 
 def recover_stale_runs() -> list[int]:
@@ -103,9 +106,11 @@ def recover_stale_runs() -> list[int]:
     requeue: list[int] = []
     for run in MirrorRun.objects.filter(status=MirrorRun.Status.RUNNING, claimed_at__lt=expired):
         if run.attempts >= MAX_ATTEMPTS:
-            MirrorRun.objects.filter(pk=run.pk, status=MirrorRun.Status.RUNNING, claimed_at=run.claimed_at).update(
-                status=MirrorRun.Status.FAILED, finished_at=now, error_code="worker_lost",
-                error=f"The worker running it stopped (killed or over the time limit) {run.attempts} times.")
+            if MirrorRun.objects.filter(pk=run.pk, status=MirrorRun.Status.RUNNING,
+                                        claimed_at=run.claimed_at).update(
+                    status=MirrorRun.Status.FAILED, finished_at=now, error_code="worker_lost",
+                    error=f"The worker running it stopped (killed or over the time limit) {run.attempts} times."):
+                metrics.record_outcome(kind="mirror_run", outcome=MirrorRun.Status.FAILED, direction=run.direction)
         elif MirrorRun.objects.filter(pk=run.pk, status=MirrorRun.Status.RUNNING,
                                       claimed_at=run.claimed_at).update(status=MirrorRun.Status.QUEUED,
                                                                         queued_at=now):

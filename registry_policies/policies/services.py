@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from registry_policies.audit import services as audit
-from registry_policies.core import events
+from registry_policies.core import events, metrics
 from registry_policies.policies import criteria, tag_templates
 from registry_policies.policies.evaluation import evaluate
 from registry_policies.policies.models import PolicyRule, Promotion, PromotionPolicy
@@ -166,9 +166,10 @@ def evaluate_tag(*, policy: PromotionPolicy, tag: Tag, trigger: str, chain: list
         return done
     evaluation = evaluate(rules_of(policy), tag_name=tag.name, facts=image_facts_for(tag.manifest))
     if evaluation.outcome == "no_match":
-        Promotion.objects.filter(policy=policy, source_tag=tag.name, digest=digest,
-                                 status=Promotion.Status.PENDING).update(
-            status=Promotion.Status.FAILED, reason="No longer matches once scanned.", finished_at=timezone.now())
+        if Promotion.objects.filter(policy=policy, source_tag=tag.name, digest=digest,
+                                    status=Promotion.Status.PENDING).update(
+                status=Promotion.Status.FAILED, reason="No longer matches once scanned.", finished_at=timezone.now()):
+            metrics.record_outcome(kind="promotion", outcome=Promotion.Status.FAILED)
         return None
     pending = Promotion.objects.filter(policy=policy, source_tag=tag.name, digest=digest,
                                        status=Promotion.Status.PENDING).first()
@@ -229,6 +230,7 @@ def _finish(promotion: Promotion, *, status: str, reason: str) -> Promotion:
     promotion.reason = reason[:1000]
     promotion.finished_at = timezone.now()
     promotion.save()
+    metrics.record_outcome(kind="promotion", outcome=status)
     if status == Promotion.Status.FAILED:
         events.emit("PROMOTION_FAILED", contents=promotion_event_contents(promotion), actor=None)
     return promotion

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from registry_policies.core import events
+from registry_policies.core import events, metrics
 from registry_policies.repositories.models import Manifest, Repository
 from registry_policies.repositories.services import repository_event_contents
 from registry_policies.scanning.analyzers import ANALYZER_VERSION
@@ -134,6 +134,7 @@ def scan_manifest(*, manifest_id: int, open_blob: BlobOpener | None = None) -> S
             counts=_counts(rows, matches))
         scan = Scan.objects.select_related("manifest").get(pk=scan.pk)
         if updated:
+            metrics.record_outcome(kind="scan", outcome=Scan.Status.FINISHED)
             _emit("SCAN_COMPLETED", scan)
         _complete_parents(manifest)
     return scan
@@ -159,6 +160,7 @@ def _fail(scan_id: int, reason: str) -> Scan:
         ScanComponent.objects.filter(scan_id=scan_id).delete()
         Scan.objects.filter(pk=scan_id).update(status=Scan.Status.FAILED, reason=reason[:4000],
                                                finished_at=timezone.now(), counts={})
+        metrics.record_outcome(kind="scan", outcome=Scan.Status.FAILED)
         scan = Scan.objects.select_related("manifest").get(pk=scan_id)
         _emit("SCAN_FAILED", scan)
         _complete_parents(scan.manifest)
@@ -209,6 +211,7 @@ def _complete_index(index: Manifest) -> None:
             counts=union_counts(list(child_scans.values())))
         kind = "SCAN_COMPLETED"
     if done:
+        metrics.record_outcome(kind="scan", outcome=Scan.Status.FAILED if failed else Scan.Status.FINISHED)
         _emit(kind, Scan.objects.select_related("manifest").get(pk=scan.pk))
 
 

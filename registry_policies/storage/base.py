@@ -110,3 +110,7 @@ class BlobStore(Protocol):
     def iter_digests(self) -> Iterator[str]:
         """Every stored digest (for garbage collection of orphaned files)."""
         ...
+
+    def check(self) -> None:
+        """Raise when the store cannot be used (readiness); cheap, with a short timeout."""
+        ...

@@ -116,6 +116,12 @@ class FilesystemBlobStore:
             return False
         return True
 
+    def check(self) -> None:
+        """Write and remove a small file where uploads are spooled (the blobs' filesystem)."""
+        fd, temp = _mkstemp(self.staging_dir)
+        os.close(fd)
+        os.unlink(temp)
+
     def iter_digests(self) -> Iterator[str]:
         for algorithm in SUPPORTED_ALGORITHMS:
             base = self.root / algorithm

@@ -21,6 +21,7 @@ from registry_policies.storage.base import CHUNK_SIZE, SUPPORTED_ALGORITHMS, blo
 
 MULTIPART_CHUNK = 64 * 1024 * 1024
 PRESIGN_SECONDS = 600
+CHECK_TIMEOUT_SECONDS = 2
 
 
 class StreamingBodyReader:
@@ -58,6 +59,12 @@ class S3BlobStore:
         self.client = boto3.client(
             "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
             config=Config(s3={"addressing_style": style}, retries={"max_attempts": 5, "mode": "standard"}),
+        )
+        # Readiness asks once, briefly: no retries, short timeouts.
+        self.check_client = boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
+            config=Config(s3={"addressing_style": style}, retries={"max_attempts": 1, "mode": "standard"},
+                          connect_timeout=CHECK_TIMEOUT_SECONDS, read_timeout=CHECK_TIMEOUT_SECONDS),
         )
 
     @classmethod
@@ -131,6 +138,10 @@ class S3BlobStore:
         existed = self.exists(digest)
         self.client.delete_object(Bucket=self.bucket, Key=self.key(digest))
         return existed
+
+    def check(self) -> None:
+        """HEAD the bucket: reachable, credentials accepted, bucket present."""
+        self.check_client.head_bucket(Bucket=self.bucket)
 
     def iter_digests(self) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")

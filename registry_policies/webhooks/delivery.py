@@ -27,7 +27,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from registry_policies.core import outbound
+from registry_policies.core import metrics, outbound
 from registry_policies.core.crypto import DecryptionError, plaintext
 from registry_policies.core.events import Event
 from registry_policies.webhooks import transport
@@ -193,6 +193,7 @@ def _record(delivery: WebhookDelivery, result: transport.SendResult, *, started_
         else:
             fields["status"] = WebhookDelivery.Status.FAILED
         WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+        metrics.record_outcome(kind="webhook_delivery", outcome=str(fields["status"]))
     status = str(fields["status"])
     log = logger.info if result.ok else logger.warning
     log("webhook delivery %s (webhook %s, %s) attempt %s: %s %s", delivery.pk, delivery.webhook_id,

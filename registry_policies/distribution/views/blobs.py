@@ -15,6 +15,7 @@ import uuid
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 
+from registry_policies.core import metrics
 from registry_policies.distribution import uploads
 from registry_policies.distribution.access import may, require
 from registry_policies.distribution.errors import RegistryError, registry_endpoint
@@ -89,6 +90,7 @@ def _download(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
     download = FileResponse(handle, content_type="application/octet-stream", status=206 if wanted else 200)
     download.block_size = 1024 * 1024  # when not sent with sendfile (S3 streams, other servers)
     download["Content-Length"] = str(length)
+    metrics.add_bytes(direction="download", count=length)
     if wanted:
         download["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
     for key, value in headers.items():

@@ -25,12 +25,16 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "8")))
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from registry_policies.core import metrics
+
+        metrics.prepare_multiprocess_dir()  # exported to the children (PROMETHEUS_MULTIPROC_DIR)
         bind = f"{settings.HOST}:{settings.PORT}"
         commands = [[
             sys.executable, "-m", "gunicorn", "registry_policies.wsgi:application",
             "--worker-class", "gthread", "--workers", str(options["workers"]), "--threads", str(options["threads"]),
             "--bind", bind, "--timeout", "300", "--graceful-timeout", "5", "--keep-alive", "5",
             "--access-logfile", "-", "--forwarded-allow-ips", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            "--config", "python:registry_policies.core.gunicorn_config",
         ]]
         if not options["no_worker"]:
             commands.append([sys.executable, "manage.py", "qcluster"])

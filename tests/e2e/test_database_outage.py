@@ -1,0 +1,171 @@
+"""A node that loses its database answers 503 in each caller's format (never a stack trace), says so
+on /-/readyz, and recovers by itself when the database is back.
+
+The outage is real: the server reaches PostgreSQL through a TCP proxy in this test, which is cut
+(open connections closed, new ones refused) and then restored. PostgreSQL pass only: SQLite is a
+file in the node's own data dir, it cannot become unreachable on its own.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from tests.servers import RunningServer
+
+pytestmark = pytest.mark.e2e
+
+
+class TcpProxy:
+    """127.0.0.1:<port> → target; `cut()` closes every connection and refuses new ones, `restore()`
+    listens again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.restore()
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            for sock in (client, upstream):  # no Nagle delay on each of the many small round trips
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.fixture
+def proxied_server(tmp_path_factory, monkeypatch) -> Iterator[tuple[RunningServer, TcpProxy]]:  # type: ignore[no-untyped-def]
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        pytest.skip("PostgreSQL pass only (DATABASE_URL=postgres://…): a database the node reaches over the network")
+    parsed = urlparse(base)
+    proxy = TcpProxy((parsed.hostname or "127.0.0.1", parsed.port or 5432))
+    netloc = f"{parsed.username or 'postgres'}@127.0.0.1:{proxy.port}"
+    monkeypatch.setenv("DATABASE_URL", parsed._replace(netloc=netloc).geturl())  # the server's database too
+    server = RunningServer.start(tmp_path_factory.mktemp("outage"), with_worker=False)
+    yield server, proxy
+    if not proxy.listening:
+        proxy.restore()  # stop() drops the server's database through the proxy
+    server.stop()
+    proxy.cut()
+
+
+def sign_in(server: RunningServer) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{server.url}/accounts/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text
+    done = session.post(f"{server.url}/accounts/login/", timeout=10, allow_redirects=False,
+                        data={"username": server.admin_username, "password": server.admin_password,
+                              "csrfmiddlewaretoken": token[1]}, headers={"Referer": f"{server.url}/accounts/login/"})
+    assert done.status_code == 302, done.text
+    return session
+
+
+def assert_no_trace(response: requests.Response) -> None:
+    for word in ("Traceback", "OperationalError", "psycopg", "File \""):
+        assert word not in response.text
+
+
+def test_a_node_without_its_database_answers_503_and_recovers(proxied_server) -> None:  # type: ignore[no-untyped-def]
+    server, proxy = proxied_server
+    browser = sign_in(server)
+    created = server.api("POST", "repositories/", json={"namespace": "admin", "name": "app", "visibility": "private"})
+    assert created.status_code == 201, created.text
+    token = requests.get(f"{server.url}/auth/token?service=registry_policies&scope=repository:admin/app:pull",
+                         auth=server.admin_auth, timeout=10).json()["token"]
+    tags_url, bearer = f"{server.url}/v2/admin/app/tags/list", {"Authorization": f"Bearer {token}"}
+    assert requests.get(tags_url, headers=bearer, timeout=10).json() == {"name": "admin/app", "tags": []}
+    assert server.api("GET", "repositories/").status_code == 200
+    assert browser.get(f"{server.url}/", timeout=10).status_code == 200
+    assert requests.get(f"{server.url}/-/readyz", timeout=10).status_code == 200
+
+    proxy.cut()
+    registry = requests.get(tags_url, headers=bearer, timeout=30)
+    assert registry.status_code == 503, registry.text
+    assert registry.json()["errors"][0]["code"] == "UNAVAILABLE"
+    assert registry.headers["Retry-After"] and registry.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert_no_trace(registry)
+    api = server.api("GET", "repositories/")
+    assert api.status_code == 503 and set(api.json()) == {"detail"}
+    assert_no_trace(api)
+    page = browser.get(f"{server.url}/", timeout=30)
+    assert page.status_code == 503 and "text/html" in page.headers["Content-Type"]
+    assert "Temporarily unavailable" in page.text
+    assert_no_trace(page)
+    ready = requests.get(f"{server.url}/-/readyz", timeout=30)
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"] == "unavailable" and "database" in ready.json()["failed"]
+    assert_no_trace(ready)
+    assert requests.get(f"{server.url}/-/healthz", timeout=10).status_code == 200  # the process still answers
+
+    proxy.restore()
+    deadline = time.monotonic() + 30
+    while requests.get(f"{server.url}/-/readyz", timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.2)
+    # Every thread of both workers held a connection the cut broke: none of them may fail now.
+    for _ in range(40):
+        assert requests.get(tags_url, headers=bearer, timeout=10).json() == {"name": "admin/app", "tags": []}
+        assert server.api("GET", "repositories/").status_code == 200
+    assert browser.get(f"{server.url}/", timeout=10).status_code == 200  # the session survived in the database
