@@ -46,6 +46,7 @@ from registry_policies.storage import get_blob_store
 from registry_policies.storage.base import CHUNK_SIZE, InvalidDigest, StagingLost, new_hasher, parse_digest
 
 _HASHERS_MAX = 256
+DRAIN_LIMIT = 64 * 1024 * 1024
 _hashers: OrderedDict[str, tuple[int, Any]] = OrderedDict()
 _hashers_lock = threading.Lock()
 
@@ -58,6 +59,16 @@ def request_chunks(request: HttpRequest) -> Iterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+def _drain(request: HttpRequest) -> None:
+    """Read and drop (up to DRAIN_LIMIT of) the body of a request answered early, so that the client
+    reads the answer rather than a connection reset by unread bytes."""
+    remaining = DRAIN_LIMIT
+    for chunk in request_chunks(request):
+        remaining -= len(chunk)
+        if remaining <= 0:
+            return
 
 
 def declared_length(request: HttpRequest) -> int | None:
@@ -188,10 +199,16 @@ def upload_size(upload: BlobUpload) -> int:
 def append_chunk(*, upload: BlobUpload, request: HttpRequest, content_range: tuple[int, int] | None) -> int:
     """PATCH: append the body. With Content-Range its start must be the current offset (416
     otherwise) and its length the body's. Returns the new offset."""
-    claim = _Claim(upload)
+    try:
+        claim = _Claim(upload)
+    except RegistryError as error:
+        if error.status == 416:
+            _drain(request)
+        raise
     try:
         offset = claim.row.size
         if content_range is not None and content_range[0] != offset:
+            _drain(request)
             raise RegistryError("BLOB_UPLOAD_INVALID", f"chunk starts at {content_range[0]}, upload is at {offset}",
                                 status=416, detail={"offset": offset}, headers=_range(offset))
         expected = content_range[1] - content_range[0] + 1 if content_range is not None else declared_length(request)
