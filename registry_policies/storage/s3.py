@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, urlparse
@@ -35,6 +36,7 @@ from registry_policies.storage.base import (
 MULTIPART_CHUNK = 64 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
+PARTS_IN_FLIGHT = 2
 _MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 PRESIGN_SECONDS = 600
 
@@ -142,38 +144,62 @@ class S3BlobStore:
         return bytearray(body)
 
     def _upload_part(self, upload_id: str, state: StagingState, data: bytes) -> None:
-        from botocore.exceptions import ClientError
+        """Send `data` as the next part (synchronously)."""
+        self._create_mpu(upload_id, state)
+        state["parts"] = [*state["parts"], self._send_part(upload_id, state["mpu"], len(state["parts"]) + 1, data)]
 
-        key = self._staging_prefix(upload_id) + "data"
+    def _create_mpu(self, upload_id: str, state: StagingState) -> None:
         if not state.get("mpu"):
             state["mpu"] = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType="application/octet-stream")["UploadId"]
-        number = len(state["parts"]) + 1
+                Bucket=self.bucket, Key=self._staging_prefix(upload_id) + "data",
+                ContentType="application/octet-stream")["UploadId"]
+
+    def _send_part(self, upload_id: str, mpu: str, number: int, data: bytes) -> list[Any]:
+        from botocore.exceptions import ClientError
+
         try:
-            etag = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=state["mpu"],
-                                           PartNumber=number, Body=data)["ETag"]
+            etag = self.client.upload_part(Bucket=self.bucket, Key=self._staging_prefix(upload_id) + "data",
+                                           UploadId=mpu, PartNumber=number, Body=data)["ETag"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in _MISSING:
                 raise StagingLost(upload_id) from error
             raise
-        state["parts"] = [*state["parts"], [number, etag, len(data)]]
+        return [number, etag, len(data)]
 
     def stage_append(self, upload_id: str, state: StagingState, *, offset: int,
                      chunks: Iterable[bytes]) -> tuple[StagingState, int]:
+        """Parts are sent by a helper thread while the next one is read from the client (at most
+        PARTS_IN_FLIGHT being sent, so memory stays bounded)."""
         if state.get("object"):
             raise StagingLost(upload_id)  # already completed for hashing: nothing may be added
         state = {**state, "parts": list(state.get("parts", []))}
         buffer = self._read_tail(state, upload_id)
         written = 0
-        for chunk in chunks:
-            buffer += chunk
-            written += len(chunk)
-            while len(buffer) >= PART_SIZE:
-                self._upload_part(upload_id, state, bytes(buffer[:PART_SIZE]))
-                del buffer[:PART_SIZE]
-        if len(buffer) >= MIN_PART_SIZE:
-            self._upload_part(upload_id, state, bytes(buffer))
-            buffer = bytearray()
+        pending: list[Future[list[Any]]] = []
+
+        def send(data: bytes) -> None:
+            self._create_mpu(upload_id, state)
+            while len(pending) >= PARTS_IN_FLIGHT:
+                state["parts"].append(pending.pop(0).result())
+            number = len(state["parts"]) + len(pending) + 1
+            pending.append(pool.submit(self._send_part, upload_id, state["mpu"], number, data))
+
+        with ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="s3-part") as pool:
+            try:
+                for chunk in chunks:
+                    buffer += chunk
+                    written += len(chunk)
+                    if len(buffer) >= PART_SIZE:
+                        send(bytes(buffer[:PART_SIZE]))
+                        del buffer[:PART_SIZE]
+                if len(buffer) >= MIN_PART_SIZE:
+                    send(bytes(buffer))
+                    buffer = bytearray()
+                state["parts"].extend(future.result() for future in list(pending))
+                pending.clear()
+            finally:
+                for future in pending:
+                    future.cancel()
         if buffer:  # a new name each time: the recorded tail stays intact if this request fails
             tail = f"{self._staging_prefix(upload_id)}tail-{secrets.token_hex(8)}"
             self.client.put_object(Bucket=self.bucket, Key=tail, Body=bytes(buffer))
@@ -221,10 +247,10 @@ class S3BlobStore:
     def stage_commit(self, upload_id: str, state: StagingState, *, size: int, digest: str) -> bool:
         from boto3.s3.transfer import TransferConfig
 
-        state = self._complete(upload_id, state)
         try:
             if self.exists(digest):
                 return False
+            state = self._complete(upload_id, state)
             if not state["object"]:
                 self.client.put_object(Bucket=self.bucket, Key=self.key(digest), Body=b"")
                 return True

@@ -218,4 +218,50 @@ def test_s3_hundred_concurrent_pushes_of_one_blob_store_one_object(s3_cluster, s
     assert parts == []
     fetched = Registry(server, account).request("GET", f"/v2/{name}/blobs/{digest}", token=token)
     assert fetched.status_code == 200 and fetched.content == data
+
+
+def test_s3_staging_parts_tail_failed_append_and_commit(s3_endpoint, aws_env, tmp_path, monkeypatch):
+    import boto3
+
+    from registry_policies.storage import s3
+
+    make_bucket(s3_endpoint, "staging")
+    monkeypatch.setattr(s3, "PART_SIZE", 6 * 1024 * 1024)
+    store = s3.S3BlobStore.from_url(f"s3://staging/p?endpoint_url={s3_endpoint}", staging_dir=tmp_path)
+    mib = 1024 * 1024
+    data = os.urandom(19 * mib + 5)
+    pieces = [data[:mib], data[mib:3 * mib], data[3 * mib:6 * mib], data[6 * mib:]]
+
+    def chunked(body: bytes, fail_after: int | None = None) -> Iterator[bytes]:
+        for start in range(0, len(body), mib):
+            if fail_after is not None and start >= fail_after:
+                raise ConnectionError("client went away")
+            yield body[start:start + mib]
+
+    state, offset = store.stage_start("u1"), 0
+    for piece in pieces:
+        if offset == 6 * mib:  # a request that dies after sending two parts' worth leaves nothing recorded
+            with pytest.raises(ConnectionError):
+                store.stage_append("u1", state, offset=offset, chunks=chunked(piece, fail_after=13 * mib))
+        state, written = store.stage_append("u1", state, offset=offset, chunks=chunked(piece))
+        offset += written
+        assert written == len(piece)
+    assert [size for _, _, size in state["parts"]] == [6 * mib, 6 * mib, 6 * mib] and state["tail_size"] == mib + 5
+    digest, state = store.stage_digest("u1", state, size=len(data), algorithm="sha256")
+    assert digest == sha256(data)
+    assert store.stage_commit("u1", state, size=len(data), digest=digest) is True
+    assert store.open(digest).read() == data
+
+    again = store.stage_start("u2")
+    again, _ = store.stage_append("u2", again, offset=0, chunks=chunked(data))
+    assert store.stage_commit("u2", again, size=len(data), digest=digest) is False
+    small = store.stage_start("u3")
+    small, _ = store.stage_append("u3", small, offset=0, chunks=[b"tiny"])
+    assert small["mpu"] is None and small["tail_size"] == 4
+    store.stage_discard("u3", small)
+    store.stage_discard("never-started", store.stage_start("never-started"))
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket="staging").get("Contents", [])]
+    assert keys == [f"p/blobs/sha256/{digest[7:9]}/{digest[7:]}"]
+    assert client.list_multipart_uploads(Bucket="staging").get("Uploads", []) == []
 # --- end uploads shared by nodes ---
