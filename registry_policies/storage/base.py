@@ -5,7 +5,9 @@ Blobs are content addressed: the bytes of `sha256:<hex>` live at the key
 directory; the S3 backend prefixes keys with `blobs/`). A backend never trusts a caller's digest:
 `ingest` is only called with a file whose digest the caller has verified
 (`digest_file`, `HashingWriter`), and it moves that file into place
-atomically, so a reader sees either nothing or the whole blob.
+atomically, so a reader sees either nothing or the whole blob. Upload sessions
+stage their bytes through the `StagingStore` methods every backend implements,
+in a place every node reaches (the shared blob root, the S3 bucket).
 """
 from __future__ import annotations
 
