@@ -3,6 +3,22 @@
 from django.db import migrations, models
 
 
+def offsets_from_staged_files(apps, schema_editor):
+    """Sessions open during the upgrade: their offset was their staging file's size (filesystem store)."""
+    from registry_policies.storage import get_blob_store
+
+    staged_path = getattr(get_blob_store(), "staged_path", None)
+    if staged_path is None:
+        return
+    BlobUpload = apps.get_model("distribution", "BlobUpload")
+    for upload in BlobUpload.objects.all():
+        try:
+            size = staged_path(str(upload.pk)).stat().st_size
+        except FileNotFoundError:
+            continue
+        BlobUpload.objects.filter(pk=upload.pk).update(size=size)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -30,4 +46,5 @@ class Migration(migrations.Migration):
             name='writer',
             field=models.CharField(blank=True, max_length=32),
         ),
+        migrations.RunPython(offsets_from_staged_files, migrations.RunPython.noop),
     ]
