@@ -196,15 +196,19 @@ def upload_size(upload: BlobUpload) -> int:
     return int(size)
 
 
-def append_chunk(*, upload: BlobUpload, request: HttpRequest, content_range: tuple[int, int] | None) -> int:
-    """PATCH: append the body. With Content-Range its start must be the current offset (416
-    otherwise) and its length the body's. Returns the new offset."""
+def _claim(upload: BlobUpload, request: HttpRequest) -> _Claim:
     try:
-        claim = _Claim(upload)
+        return _Claim(upload)
     except RegistryError as error:
         if error.status == 416:
             _drain(request)
         raise
+
+
+def append_chunk(*, upload: BlobUpload, request: HttpRequest, content_range: tuple[int, int] | None) -> int:
+    """PATCH: append the body. With Content-Range its start must be the current offset (416
+    otherwise) and its length the body's. Returns the new offset."""
+    claim = _claim(upload, request)
     try:
         offset = claim.row.size
         if content_range is not None and content_range[0] != offset:
@@ -260,7 +264,7 @@ def finish_upload(*, upload: BlobUpload, request: HttpRequest, digest: str | Non
     """PUT ?digest=: append the (optional) final body, verify digest and size, store the blob and
     end the session. On a wrong digest or size the session and its bytes are discarded."""
     digest = _check_digest(digest)
-    claim = _Claim(upload)
+    claim = _claim(upload, request)
     key = str(upload.pk)
     try:
         size = _append(claim, request_chunks(request), declared_length(request))
