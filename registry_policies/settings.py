@@ -33,6 +33,8 @@ GC_GRACE_SECONDS = env.int("GC_GRACE_SECONDS", default=3600)
 TAG_PULL_RECORD_SECONDS = env.int("TAG_PULL_RECORD_SECONDS", default=300)
 # How long each process trusts its cached list of event types some webhook subscribes to.
 WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env.int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS", default=10)
+# Upload sessions: how long one request holds a session while it appends (any node may continue it).
+UPLOAD_LEASE_SECONDS = env.int("REGISTRY_UPLOAD_LEASE_SECONDS", default=60)
 
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -133,3 +133,49 @@ class RunningServer:
 
             with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+
+
+# --- another web node of a running server (helper "uploads") ---
+@dataclass
+class WebNode:
+    """A second web-only node of `server`: the same database, data dir and settings, its own port.
+    gunicorn runs in its own process group, so a test can stop it gracefully or kill it hard."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, server: RunningServer, *, workers: int = 1) -> WebNode:
+        port = free_port()
+        env = {**server.env, "PORT": str(port), "REGISTRY_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        command = [sys.executable, "-m", "gunicorn", "registry_policies.wsgi:application", "--worker-class",
+                   "gthread", "--workers", str(workers), "--threads", "8", "--bind", f"127.0.0.1:{port}",
+                   "--timeout", "300", "--graceful-timeout", "5"]
+        log = open(server.data_dir / f"node-{port}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        node = cls(url=f"http://127.0.0.1:{port}", process=process)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                requests.get(node.url + "/v2/", timeout=1)
+                return node
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.1)
+        node.kill()
+        raise RuntimeError(f"node on port {port} did not start: {(server.data_dir / f'node-{port}.log').read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole node (arbiter and workers), as a crash would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+# --- end another web node ---

@@ -8,10 +8,13 @@ from registry_policies.repositories.models import Repository
 
 
 class BlobUpload(models.Model):
-    """A resumable blob upload (`POST /v2/<name>/blobs/uploads/`). Its bytes are spooled to a file in
-    the blob store's staging directory; the file's size is the upload's offset. `sha256_hex` is the
-    SHA-256 of the first `hashed_size` bytes, so a session completed by another worker process need
-    not hash the file again."""
+    """A resumable blob upload (`POST /v2/<name>/blobs/uploads/`). This row is the truth about the
+    session, so any node can continue it: `size` is the offset (bytes durably staged), `staging` the
+    blob store's record of where they are (the S3 part list…). One request at a time appends: it
+    claims the row (`writer`, a lease until `lease_until`, renewed while the body streams) and
+    publishes the new offset with a compare-and-swap on its claim. `sha256_hex` is the SHA-256 of
+    the first `hashed_size` bytes, so a session completed by another node need not hash again when
+    it received no further bytes; otherwise the staged bytes are hashed from the store."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="blob_uploads")
@@ -21,6 +24,10 @@ class BlobUpload(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     hashed_size = models.BigIntegerField(default=0)
+    size = models.BigIntegerField(default=0)
+    staging = models.JSONField(default=dict, blank=True)
+    writer = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     sha256_hex = models.CharField(max_length=64, blank=True)
 
     class Meta:

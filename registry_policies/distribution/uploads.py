@@ -1,29 +1,40 @@
-"""Blob uploads: request bodies streamed to a staging file, hashed, verified, put in place.
+"""Blob uploads: request bodies streamed into the blob store's staging, hashed, verified, put in place.
 
-Bodies are read in fixed 1 MiB chunks, never whole. With gunicorn,
-`wsgi.input_terminated` is set and `wsgi.input` itself ends the body, which is
-the only way to receive `Transfer-Encoding: chunked` bodies (Django's
-WSGIRequest would see an empty body for them); otherwise Django's
+Any node can serve any request of a session: its state is the `BlobUpload` row (offset, the
+store's staging record, the SHA-256 so far) and its bytes are in the blob store's staging (the
+shared filesystem or the S3 bucket), never on one node's disk or in its memory.
+
+Bodies are read in fixed 1 MiB chunks, never whole. With gunicorn, `wsgi.input_terminated` is set
+and `wsgi.input` itself ends the body, which is the only way to receive `Transfer-Encoding: chunked`
+bodies (Django's WSGIRequest would see an empty body for them); otherwise Django's
 Content-Length-limited stream is read.
 
-A session's offset is the size of its staging file. The SHA-256 of a session
-is computed while its bytes arrive: kept in this process for the next chunk,
-and written on the session row, so finishing on another worker needs no
-re-read in the common case (one PATCH, then PUT); otherwise the assembled file
-is hashed at completion. A wrong digest or size stores nothing.
+One request appends at a time: it claims the row with a lease (compare-and-swap on `writer`),
+renews it while the body streams, and publishes the new offset only while it still holds the claim.
+A writer killed mid-request leaves the claim to expire (`UPLOAD_LEASE_SECONDS`); the bytes it wrote
+past the recorded offset are ignored and overwritten.
+
+Hashing: the hasher of a session lives in the process that received its last chunk (a cache keyed by
+session and offset; hashlib state cannot move between processes). The row keeps the hex digest of
+the first `hashed_size` bytes, so the usual PATCH-then-PUT needs no re-read whichever node gets the
+PUT. When chunks of one session arrive on different nodes (or after a restart) the staged bytes are
+hashed again from the store at completion: correct everywhere, at the cost of one read of the blob.
+A wrong digest or size stores nothing.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import tempfile
+import secrets
 import threading
+import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -33,9 +44,10 @@ from registry_policies.distribution.models import BlobUpload
 from registry_policies.repositories import content
 from registry_policies.repositories.models import Blob, Repository
 from registry_policies.storage import get_blob_store
-from registry_policies.storage.base import CHUNK_SIZE, InvalidDigest, digest_file, new_hasher, parse_digest
+from registry_policies.storage.base import CHUNK_SIZE, InvalidDigest, StagingLost, new_hasher, parse_digest
 
 _HASHERS_MAX = 256
+DRAIN_LIMIT = 64 * 1024 * 1024
 _hashers: OrderedDict[str, tuple[int, Any]] = OrderedDict()
 _hashers_lock = threading.Lock()
 
@@ -49,6 +61,16 @@ def request_chunks(request: HttpRequest) -> Iterator[bytes]:
             return
         metrics.add_bytes(direction="upload", count=len(chunk))
         yield chunk
+
+
+def _drain(request: HttpRequest) -> None:
+    """Read and drop (up to DRAIN_LIMIT of) the body of a request answered early, so that the client
+    reads the answer rather than a connection reset by unread bytes."""
+    remaining = DRAIN_LIMIT
+    for chunk in request_chunks(request):
+        remaining -= len(chunk)
+        if remaining <= 0:
+            return
 
 
 def declared_length(request: HttpRequest) -> int | None:
@@ -68,6 +90,8 @@ def _remember(upload_id: str, size: int, hasher: Any) -> None:
 
 
 def _recall(upload_id: str, size: int) -> Any:
+    """This process's hasher of the first `size` bytes of the session (bytes before the offset never
+    change, so a hasher at the same size is valid), a new one at 0, else None."""
     with _hashers_lock:
         entry = _hashers.pop(upload_id, None)
     if entry is not None and entry[0] == size:
@@ -75,122 +99,128 @@ def _recall(upload_id: str, size: int) -> Any:
     return new_hasher("sha256") if size == 0 else None
 
 
-def _forget(upload_id: str) -> None:
-    with _hashers_lock:
-        _hashers.pop(upload_id, None)
+def _unknown(upload_id: str) -> RegistryError:
+    return RegistryError("BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", detail={"uuid": upload_id})
 
 
-def staging_path(upload: BlobUpload) -> Path:
-    return get_blob_store().staging_dir / f"upload-{upload.pk}"
+def _range(offset: int) -> dict[str, str]:
+    return {"Range": f"0-{max(offset - 1, 0)}"}
 
 
-def _write(handle: IO[bytes], chunks: Iterator[bytes], hasher: Any) -> int:
-    written = 0
+class _Claim:
+    """This request's exclusive right to append to a session (a lease on its row)."""
+
+    def __init__(self, upload: BlobUpload) -> None:
+        self.pk = upload.pk
+        self.token = secrets.token_hex(16)
+        self.lease = int(settings.UPLOAD_LEASE_SECONDS)
+        self.renewed = time.monotonic()
+        now = timezone.now()
+        claimed = BlobUpload.objects.filter(Q(writer="") | Q(lease_until__lt=now), pk=self.pk).update(
+            writer=self.token, lease_until=now + timedelta(seconds=self.lease), updated_at=now)
+        row = BlobUpload.objects.filter(pk=self.pk).first()
+        if row is None:
+            raise _unknown(str(self.pk))
+        if not claimed:
+            raise RegistryError("BLOB_UPLOAD_INVALID", "another request is writing to this upload", status=416,
+                                detail={"uuid": str(self.pk), "offset": row.size}, headers=_range(row.size))
+        self.row = row
+
+    def renew(self) -> None:
+        """Extend the lease (at most every third of it); fail if another writer took the session over."""
+        if time.monotonic() - self.renewed < self.lease / 3:
+            return
+        now = timezone.now()
+        if not BlobUpload.objects.filter(pk=self.pk, writer=self.token).update(
+                lease_until=now + timedelta(seconds=self.lease), updated_at=now):
+            raise RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over by another request",
+                                detail={"uuid": str(self.pk)})
+        self.renewed = time.monotonic()
+
+    def publish(self, **fields: Any) -> None:
+        """Record the new state and release the claim, only if still holding it."""
+        if not BlobUpload.objects.filter(pk=self.pk, writer=self.token).update(
+                writer="", lease_until=None, updated_at=timezone.now(), **fields):
+            raise RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over by another request",
+                                detail={"uuid": str(self.pk)})
+
+    def release(self) -> None:
+        BlobUpload.objects.filter(pk=self.pk, writer=self.token).update(writer="", lease_until=None)
+
+
+def _feed(chunks: Iterator[bytes], hasher: Any, claim: _Claim | None) -> Iterator[bytes]:
     for chunk in chunks:
-        handle.write(chunk)
+        if claim is not None:
+            claim.renew()
         if hasher is not None:
             hasher.update(chunk)
-        written += len(chunk)
-    return written
+        yield chunk
 
 
-@contextlib.contextmanager
-def _locked(upload: BlobUpload) -> Iterator[IO[bytes]]:
-    """The session's staging file opened for appending, exclusively (one request at a time)."""
+def _append(claim: _Claim, chunks: Iterator[bytes], expected: int | None) -> int:
+    """Stage the body after the session's offset and publish the new offset (the previous one stays
+    on any error or a size mismatch). Returns the new offset."""
+    row, key = claim.row, str(claim.pk)
+    hasher = _recall(key, row.size)
     try:
-        handle = open(staging_path(upload), "r+b")  # noqa: SIM115
-    except FileNotFoundError:
-        raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload session data is gone", detail={"uuid": str(upload.pk)})
-    try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RegistryError("BLOB_UPLOAD_INVALID", "another request is writing to this upload",
-                                detail={"uuid": str(upload.pk)})
-        handle.seek(0, os.SEEK_END)
-        yield handle
-    finally:
-        handle.close()
+        state, written = get_blob_store().stage_append(key, row.staging, offset=row.size,
+                                                       chunks=_feed(chunks, hasher, claim))
+    except StagingLost:
+        raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload session data is gone", detail={"uuid": key})
+    if expected is not None and written != expected:
+        raise RegistryError("SIZE_INVALID", f"received {written} bytes, expected {expected}",
+                            detail={"received": written, "expected": expected})
+    end = row.size + written
+    fields: dict[str, Any] = {"size": end, "staging": state}
+    if hasher is not None and written:
+        fields.update(hashed_size=end, sha256_hex=hasher.copy().hexdigest())
+    claim.publish(**fields)
+    row.size, row.staging = end, state
+    if hasher is not None and written:
+        row.hashed_size, row.sha256_hex = end, fields["sha256_hex"]
+        _remember(key, end, hasher)
+    return end
 
 
 def start_upload(*, repository: Repository, actor: Any) -> BlobUpload:
     """A new, empty upload session."""
-    upload = BlobUpload.objects.create(repository=repository, created_by=actor if actor and actor.pk else None)
-    staging_path(upload).touch()
-    return upload
+    upload_id = uuid.uuid4()
+    state = get_blob_store().stage_start(str(upload_id))
+    return BlobUpload.objects.create(id=upload_id, repository=repository, staging=state,
+                                     created_by=actor if actor and actor.pk else None)
 
 
 def upload_size(upload: BlobUpload) -> int:
-    try:
-        return staging_path(upload).stat().st_size
-    except FileNotFoundError:
-        raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload session data is gone", detail={"uuid": str(upload.pk)})
+    """The session's offset (as recorded by whichever node received its last chunk)."""
+    size = BlobUpload.objects.filter(pk=upload.pk).values_list("size", flat=True).first()
+    if size is None:
+        raise _unknown(str(upload.pk))
+    return int(size)
 
 
-def _append(handle: IO[bytes], upload: BlobUpload, chunks: Iterator[bytes], expected: int | None) -> int:
-    """Append a chunk at the end of the session file; on a short body, an error or a size mismatch
-    the file is cut back so the session stays at its previous offset. Returns the new size."""
-    start = handle.tell()
-    key = str(upload.pk)
-    hasher = _recall(key, start)
+def _claim(upload: BlobUpload, request: HttpRequest) -> _Claim:
     try:
-        written = _write(handle, chunks, hasher)
-        if expected is not None and written != expected:
-            raise RegistryError("SIZE_INVALID", f"received {written} bytes, expected {expected}",
-                                detail={"received": written, "expected": expected})
-        handle.flush()
-    except BaseException:
-        handle.truncate(start)
-        _forget(key)
+        return _Claim(upload)
+    except RegistryError as error:
+        if error.status == 416:
+            _drain(request)
         raise
-    end = start + written
-    fields: dict[str, Any] = {"updated_at": timezone.now()}  # gc expires sessions idle for too long
-    if hasher is not None:
-        _remember(key, end, hasher)
-        if written:
-            fields.update(hashed_size=end, sha256_hex=hasher.copy().hexdigest())
-    BlobUpload.objects.filter(pk=upload.pk).update(**fields)
-    return end
 
 
 def append_chunk(*, upload: BlobUpload, request: HttpRequest, content_range: tuple[int, int] | None) -> int:
     """PATCH: append the body. With Content-Range its start must be the current offset (416
     otherwise) and its length the body's. Returns the new offset."""
-    with _locked(upload) as handle:
-        offset = handle.tell()
-        if content_range is not None and content_range[0] != offset:
-            raise RegistryError("BLOB_UPLOAD_INVALID", f"chunk starts at {content_range[0]}, upload is at {offset}",
-                                status=416, detail={"offset": offset},
-                                headers={"Range": f"0-{max(offset - 1, 0)}"})
-        expected = content_range[1] - content_range[0] + 1 if content_range is not None else declared_length(request)
-        return _append(handle, upload, request_chunks(request), expected)
-
-
-def _verify(path: Path, *, digest: str, computed: str | None, size: int) -> None:
-    algorithm, _ = parse_digest(digest)
-    if computed is None or not computed.startswith(f"{algorithm}:"):
-        computed, size = digest_file(path, algorithm)
-    if computed != digest:
-        raise RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content",
-                            detail={"digest": digest, "computed": computed, "size": size})
-
-
-def _commit(*, repository: Repository, path: Path, digest: str, size: int) -> Blob:
-    """Link the verified bytes at `path` to `repository`, then put them in the store (never rewriting
-    an existing blob). The database goes first: a concurrent gc that removed the same blob meanwhile
-    has removed its file too, so the store writes it again."""
-    blob, created = content.link_blob(repository=repository, digest=digest, size=size)
-    if blob.size != size:
-        path.unlink(missing_ok=True)
-        raise RegistryError("SIZE_INVALID", f"{digest} is known with size {blob.size}, not {size}",
-                            detail={"digest": digest, "size": blob.size})
+    claim = _claim(upload, request)
     try:
-        get_blob_store().ingest(path, digest)
-    except BaseException:
-        if created:
-            content.forget_blob(blob=blob)
-        raise
-    return blob
+        offset = claim.row.size
+        if content_range is not None and content_range[0] != offset:
+            _drain(request)
+            raise RegistryError("BLOB_UPLOAD_INVALID", f"chunk starts at {content_range[0]}, upload is at {offset}",
+                                status=416, detail={"offset": offset}, headers=_range(offset))
+        expected = content_range[1] - content_range[0] + 1 if content_range is not None else declared_length(request)
+        return _append(claim, request_chunks(request), expected)
+    finally:
+        claim.release()
 
 
 def _check_digest(digest: str | None) -> str:
@@ -203,58 +233,89 @@ def _check_digest(digest: str | None) -> str:
     return digest
 
 
+def _store(*, repository: Repository, upload_id: str, state: dict[str, Any], digest: str, computed: str | None,
+           size: int) -> Blob:
+    """Verify the `size` staged bytes against `digest` (hashing them from the store when `computed` is
+    unknown), link the blob to `repository`, then put the bytes in place (never rewriting an existing
+    blob). The database goes first: a concurrent gc that removed the same blob meanwhile has removed
+    its bytes too, so the store writes them again. Raises (storing nothing) on a mismatch."""
+    store = get_blob_store()
+    algorithm, _ = parse_digest(digest)
+    if computed is None or not computed.startswith(f"{algorithm}:"):
+        try:
+            computed, state = store.stage_digest(upload_id, state, size=size, algorithm=algorithm)
+        except StagingLost:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload session data is gone", detail={"uuid": upload_id})
+    if computed != digest:
+        raise RegistryError("DIGEST_INVALID", "provided digest did not match uploaded content",
+                            detail={"digest": digest, "computed": computed, "size": size})
+    blob, created = content.link_blob(repository=repository, digest=digest, size=size)
+    if blob.size != size:
+        raise RegistryError("SIZE_INVALID", f"{digest} is known with size {blob.size}, not {size}",
+                            detail={"digest": digest, "size": blob.size})
+    try:
+        store.stage_commit(upload_id, state, size=size, digest=digest)
+    except BaseException:
+        if created:
+            content.forget_blob(blob=blob)
+        raise
+    return blob
+
+
 def finish_upload(*, upload: BlobUpload, request: HttpRequest, digest: str | None) -> Blob:
     """PUT ?digest=: append the (optional) final body, verify digest and size, store the blob and
-    end the session. On a wrong digest the session and its bytes are discarded."""
+    end the session. On a wrong digest or size the session and its bytes are discarded."""
     digest = _check_digest(digest)
-    algorithm, _ = parse_digest(digest)
-    path = staging_path(upload)
-    with _locked(upload) as handle:
-        offset = handle.tell()
-        size = _append(handle, upload, request_chunks(request), declared_length(request))
-        key = str(upload.pk)
-        with _hashers_lock:
-            entry = _hashers.pop(key, None)
+    claim = _claim(upload, request)
+    key = str(upload.pk)
+    try:
+        size = _append(claim, request_chunks(request), declared_length(request))
+        row = claim.row
         computed = None
-        if algorithm == "sha256":
-            if entry is not None and entry[0] == size:
-                computed = "sha256:" + entry[1].hexdigest()
-            elif size == offset:
-                row = BlobUpload.objects.filter(pk=upload.pk).values("hashed_size", "sha256_hex").first()
-                if row and row["sha256_hex"] and row["hashed_size"] == size:
-                    computed = "sha256:" + row["sha256_hex"]
+        entry = _recall(key, size) if size else None
+        if entry is not None:
+            computed = "sha256:" + entry.hexdigest()
+        elif row.sha256_hex and row.hashed_size == size:
+            computed = "sha256:" + row.sha256_hex
+        claim.renew()
         try:
-            _verify(path, digest=digest, computed=computed, size=size)
-        except RegistryError:
-            cancel_upload(upload=upload)
+            blob = _store(repository=upload.repository, upload_id=key, state=row.staging, digest=digest,
+                          computed=computed if size else "sha256:" + new_hasher("sha256").hexdigest(), size=size)
+        except RegistryError as error:
+            if error.error.code != "BLOB_UPLOAD_UNKNOWN":
+                cancel_upload(upload=upload)
             raise
-        blob = _commit(repository=upload.repository, path=path, digest=digest, size=size)
+    finally:
+        claim.release()
     BlobUpload.objects.filter(pk=upload.pk).delete()
     return blob
 
 
 def cancel_upload(*, upload: BlobUpload) -> None:
-    _forget(str(upload.pk))
-    staging_path(upload).unlink(missing_ok=True)
+    with _hashers_lock:
+        _hashers.pop(str(upload.pk), None)
+    state = BlobUpload.objects.filter(pk=upload.pk).values_list("staging", flat=True).first()
+    get_blob_store().stage_discard(str(upload.pk), state if state is not None else upload.staging)
     BlobUpload.objects.filter(pk=upload.pk).delete()
 
 
 def monolithic_upload(*, repository: Repository, request: HttpRequest, digest: str | None) -> Blob:
-    """POST ?digest= with the whole blob as the body."""
+    """POST ?digest= with the whole blob as the body (staged like a session, with no row)."""
     digest = _check_digest(digest)
     algorithm, _ = parse_digest(digest)
     store = get_blob_store()
-    fd, name = tempfile.mkstemp(dir=store.staging_dir, prefix="mono-")
-    path = Path(name)
+    upload_id = f"mono-{uuid.uuid4().hex}"
+    state = store.stage_start(upload_id)
     try:
         hasher = new_hasher(algorithm)
-        with os.fdopen(fd, "wb") as handle:
-            size = _write(handle, request_chunks(request), hasher)
+        state, size = store.stage_append(upload_id, state, offset=0, chunks=_feed(request_chunks(request), hasher,
+                                                                                  None))
         expected = declared_length(request)
         if expected is not None and size != expected:
             raise RegistryError("SIZE_INVALID", f"received {size} bytes, expected {expected}",
                                 detail={"received": size, "expected": expected})
-        _verify(path, digest=digest, computed=f"{algorithm}:{hasher.hexdigest()}", size=size)
-        return _commit(repository=repository, path=path, digest=digest, size=size)
+        return _store(repository=repository, upload_id=upload_id, state=state, digest=digest,
+                      computed=f"{algorithm}:{hasher.hexdigest()}", size=size)
     finally:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(Exception):
+            store.stage_discard(upload_id, state)

@@ -143,7 +143,7 @@ def _expire_uploads(cutoff: datetime, store: BlobStore, dry_run: bool) -> tuple[
     count = stale.count()
     if not dry_run:
         for upload in stale:
-            (store.staging_dir / f"upload-{upload.pk}").unlink(missing_ok=True)
+            store.stage_discard(str(upload.pk), upload.staging)
             upload.delete()
         for path in strays:
             path.unlink(missing_ok=True)

@@ -5,15 +5,17 @@ Blobs are content addressed: the bytes of `sha256:<hex>` live at the key
 directory; the S3 backend prefixes keys with `blobs/`). A backend never trusts a caller's digest:
 `ingest` is only called with a file whose digest the caller has verified
 (`digest_file`, `HashingWriter`), and it moves that file into place
-atomically, so a reader sees either nothing or the whole blob.
+atomically, so a reader sees either nothing or the whole blob. Upload sessions
+stage their bytes through the `StagingStore` methods every backend implements,
+in a place every node reaches (the shared blob root, the S3 bucket).
 """
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 CHUNK_SIZE = 1024 * 1024
 SUPPORTED_ALGORITHMS = {"sha256": 64, "sha512": 128}
@@ -67,8 +69,50 @@ def digest_file(path: Path, algorithm: str = "sha256") -> tuple[str, int]:
     return f"{algorithm}:{hasher.hexdigest()}", size
 
 
+#: A backend's record of an upload's staged bytes (JSON, kept on the session's database row so any
+#: node can continue the upload): e.g. the S3 multipart upload id and its parts.
+StagingState = dict[str, Any]
+
+
+class StagingLost(Exception):
+    """The staged bytes of an upload are gone (expired, cancelled, or removed by hand)."""
+
+
 @runtime_checkable
-class BlobStore(Protocol):
+class StagingStore(Protocol):
+    """Bytes of upload sessions, where every node can reach them. The caller (distribution/uploads.py)
+    owns the session: it stores the returned state and the offset in the database, and guarantees that
+    only one request appends to a session at a time. Bytes before the recorded offset never change;
+    bytes a failed append wrote beyond it are ignored and overwritten by the next append."""
+
+    def stage_start(self, upload_id: str) -> StagingState:
+        """Create empty staging for a new session."""
+        ...
+
+    def stage_append(self, upload_id: str, state: StagingState, *, offset: int,
+                     chunks: Iterable[bytes]) -> tuple[StagingState, int]:
+        """Append `chunks` after the first `offset` staged bytes. Returns (new state, bytes written).
+        The bytes are durable when it returns. Raises StagingLost when the staging is gone."""
+        ...
+
+    def stage_digest(self, upload_id: str, state: StagingState, *, size: int,
+                     algorithm: str) -> tuple[str, StagingState]:
+        """Hash the `size` staged bytes by reading them back (a session whose hash state was on another
+        node). Returns (digest, new state)."""
+        ...
+
+    def stage_commit(self, upload_id: str, state: StagingState, *, size: int, digest: str) -> bool:
+        """Put the `size` verified staged bytes in place under `digest` atomically and remove the
+        staging. True when written, False when the blob was already stored (never rewritten)."""
+        ...
+
+    def stage_discard(self, upload_id: str, state: StagingState) -> None:
+        """Remove the staging of a session (cancelled, failed or expired); missing is fine."""
+        ...
+
+
+@runtime_checkable
+class BlobStore(StagingStore, Protocol):
     """Where blob bytes live. Implementations: filesystem (default) and S3."""
 
     #: Where upload sessions are spooled; for the filesystem backend the same filesystem as the blobs,

@@ -1,20 +1,29 @@
 """Blobs on a local (or shared) filesystem: `<root>/sha256/ab/abcdef…`.
 
-Uploads are spooled under `<root>/_uploads/`, on the same filesystem, so
-putting a verified upload in place is a hard link (or rename): atomic, and an
-existing blob is never rewritten. Reads hand out the open file itself so that
-gunicorn can `sendfile` it.
+Upload sessions are staged as `<root>/_uploads/upload-<id>`, on the same
+filesystem as the blobs (with several nodes: the shared data dir every node
+mounts), so any node can append to a session and putting a verified upload in
+place is a hard link (or rename): atomic, and an existing blob is never
+rewritten. Appends are fsynced before the database records the new offset.
+Reads hand out the open file itself so that gunicorn can `sendfile` it.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from registry_policies.storage.base import SUPPORTED_ALGORITHMS, blob_key
+from registry_policies.storage.base import (
+    CHUNK_SIZE,
+    SUPPORTED_ALGORITHMS,
+    StagingLost,
+    StagingState,
+    blob_key,
+    new_hasher,
+)
 
 
 class FileSlice:
@@ -85,10 +94,65 @@ class FilesystemBlobStore:
                 if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
                     raise
                 os.replace(path, target)  # filesystems without hard links; same bytes either way
+            _fsync_dir(target.parent)
             return True
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    # -- upload staging (the StagingStore protocol) --
+
+    def staged_path(self, upload_id: str) -> Path:
+        return self.staging_dir / f"upload-{upload_id}"
+
+    def _open_staged(self, upload_id: str) -> IO[bytes]:
+        try:
+            return open(self.staged_path(upload_id), "r+b")  # noqa: SIM115 - callers close it
+        except FileNotFoundError as error:
+            raise StagingLost(upload_id) from error
+
+    def stage_start(self, upload_id: str) -> StagingState:
+        self.staged_path(upload_id).touch(exist_ok=False)
+        return {}
+
+    def stage_append(self, upload_id: str, state: StagingState, *, offset: int,
+                     chunks: Iterable[bytes]) -> tuple[StagingState, int]:
+        with self._open_staged(upload_id) as handle:
+            handle.truncate(offset)  # whatever a failed or killed writer left beyond the offset
+            handle.seek(offset)
+            written = 0
+            try:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    written += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    handle.truncate(offset)
+                raise
+        return state, written
+
+    def stage_digest(self, upload_id: str, state: StagingState, *, size: int,
+                     algorithm: str) -> tuple[str, StagingState]:
+        hasher = new_hasher(algorithm)
+        with self._open_staged(upload_id) as handle:
+            remaining = size
+            while remaining > 0 and (chunk := handle.read(min(CHUNK_SIZE * 4, remaining))):
+                hasher.update(chunk)
+                remaining -= len(chunk)
+        if remaining:
+            raise StagingLost(upload_id)
+        return f"{algorithm}:{hasher.hexdigest()}", state
+
+    def stage_commit(self, upload_id: str, state: StagingState, *, size: int, digest: str) -> bool:
+        with self._open_staged(upload_id) as handle:
+            handle.truncate(size)
+            os.fsync(handle.fileno())
+        return self.ingest(self.staged_path(upload_id), digest)
+
+    def stage_discard(self, upload_id: str, state: StagingState) -> None:
+        self.staged_path(upload_id).unlink(missing_ok=True)
 
     def put_bytes(self, data: bytes, digest: str) -> None:
         if self.exists(digest):
@@ -131,6 +195,19 @@ class FilesystemBlobStore:
                 if prefix.is_dir():
                     for entry in prefix.iterdir():
                         yield f"{algorithm}:{entry.name}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new directory entry durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _mkstemp(directory: Path) -> tuple[int, Path]:

@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 
-from tests.distribution.conftest import Registry, new_account
+from tests.distribution.conftest import Registry, error_codes, new_account
 from tests.distribution.images import make_image, sha256, write_layout
-from tests.servers import RunningServer, free_port
+from tests.servers import RunningServer, WebNode, free_port
 from tests.tools import require_tool
 
 pytestmark = pytest.mark.e2e
@@ -116,3 +117,151 @@ def test_registry_on_s3_serves_skopeo_and_ranges(s3_server, s3_endpoint, tmp_pat
     wrong = registry.request("POST", f"/v2/{name}/blobs/uploads/", scope=f"repository:{name}:pull,push",
                              params={"digest": sha256(b"x")}, data=b"y")
     assert wrong.status_code == 400
+
+
+# --- uploads shared by nodes (helper "uploads") ---
+@pytest.fixture(scope="module")
+def s3_cluster(s3_endpoint, aws_env, tmp_path_factory) -> Iterator[tuple[RunningServer, WebNode]]:
+    """Two nodes on one database and one bucket (and separate local data dirs would do: nothing of
+    an upload is on a node's disk)."""
+    make_bucket(s3_endpoint, "nodes")
+    server = RunningServer.start(tmp_path_factory.mktemp("s3nodes"), with_worker=False, extra_env={
+        **CREDENTIALS, "BLOB_STORAGE_URL": f"s3://nodes/root?endpoint_url={s3_endpoint}"})
+    node = WebNode.start(server)
+    yield server, node
+    node.stop()
+    server.stop()
+
+
+def _bucket(endpoint: str) -> tuple[Any, list[str], list[str]]:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket="nodes").get("Contents", [])]
+    parts = [item["Key"] for item in client.list_multipart_uploads(Bucket="nodes").get("Uploads", [])]
+    return client, keys, parts
+
+
+def test_s3_upload_parts_staged_in_the_bucket_complete_on_another_node(s3_cluster, s3_endpoint):
+    server, node = s3_cluster
+    account = new_account(server, "s3nodes")
+    name = f"{account.username}/moves"
+    a, b = Registry(server, account), Registry(server, account)
+    b.url = node.url
+    token = a.token(f"repository:{name}:pull,push")
+    mib = 1024 * 1024
+    chunks = [os.urandom(6 * mib), os.urandom(mib), os.urandom(mib), os.urandom(20 * mib), os.urandom(300_000)]
+    data = b"".join(chunks)
+    location = a.request("POST", f"/v2/{name}/blobs/uploads/", token=token).headers["Location"]
+    upload_id = location.rsplit("/", 1)[1]
+    offset = 0
+    for index, chunk in enumerate(chunks[:4]):
+        registry = (a, b)[index % 2]
+        patched = registry.request("PATCH", location, token=token, data=chunk,
+                                   headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
+        offset += len(chunk)
+        assert patched.status_code == 202 and patched.headers["Range"] == f"0-{offset - 1}", patched.text
+        status = (b, a)[index % 2].request("GET", location, token=token)
+        assert status.status_code == 204 and status.headers["Range"] == f"0-{offset - 1}"
+    _, keys, parts = _bucket(s3_endpoint)
+    assert parts == [f"root/_uploads/{upload_id}/data"]  # the bytes are in the bucket, not on a node
+    assert not any((server.data_dir / "uploads").iterdir())
+
+    wrong = b.request("PATCH", location, token=token, data=b"x", headers={"Content-Range": "0-0"})
+    assert wrong.status_code == 416 and wrong.headers["Range"] == f"0-{offset - 1}"
+    done = a.request("PUT", location, token=token, params={"digest": sha256(data)}, data=chunks[4])
+    assert done.status_code == 201, done.text + server.log()
+    fetched = b.request("GET", f"/v2/{name}/blobs/{sha256(data)}", token=token)
+    assert fetched.status_code == 200 and fetched.content == data
+    _, keys, parts = _bucket(s3_endpoint)
+    digest = sha256(data)
+    assert f"root/blobs/sha256/{digest[7:9]}/{digest[7:]}" in keys
+    assert not [key for key in keys if "/_uploads/" in key] and parts == []
+
+    bad = a.request("POST", f"/v2/{name}/blobs/uploads/", token=token).headers["Location"]
+    assert b.request("PATCH", bad, token=token, data=chunks[0]).status_code == 202
+    refused = a.request("PUT", bad, token=token, params={"digest": sha256(b"other")})
+    assert refused.status_code == 400 and error_codes(refused) == ["DIGEST_INVALID"]
+    assert b.request("GET", bad, token=token).status_code == 404
+    _, keys, parts = _bucket(s3_endpoint)
+    assert sha256(chunks[0])[7:] not in "".join(keys) and sha256(b"other")[7:] not in "".join(keys)
+    assert not [key for key in keys if "/_uploads/" in key] and parts == []
+
+
+def test_s3_hundred_concurrent_pushes_of_one_blob_store_one_object(s3_cluster, s3_endpoint):
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, node = s3_cluster
+    account = new_account(server, "s3crowd")
+    name = f"{account.username}/crowd"
+    token = Registry(server, account).token(f"repository:{name}:pull,push")
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    digest = sha256(data)
+    _, before, _ = _bucket(s3_endpoint)
+
+    def push(index: int) -> requests.Response:
+        first, second = Registry(server, account), Registry(server, account)
+        (first if index % 2 else second).url = node.url
+        if index % 4 == 0:
+            return first.request("POST", f"/v2/{name}/blobs/uploads/", token=token, params={"digest": digest},
+                                 data=data)
+        location = first.request("POST", f"/v2/{name}/blobs/uploads/", token=token).headers["Location"]
+        assert second.request("PATCH", location, token=token, data=data).status_code == 202
+        return first.request("PUT", location, token=token, params={"digest": digest})
+
+    with ThreadPoolExecutor(100) as pool:
+        results = list(pool.map(push, range(100)))
+    assert [r.status_code for r in results] == [201] * 100, [r.text for r in results if r.status_code != 201]
+    assert {r.headers["Docker-Content-Digest"] for r in results} == {digest}
+    _, after, parts = _bucket(s3_endpoint)
+    assert sorted(set(after) - set(before)) == [f"root/blobs/sha256/{digest[7:9]}/{digest[7:]}"]
+    assert parts == []
+    fetched = Registry(server, account).request("GET", f"/v2/{name}/blobs/{digest}", token=token)
+    assert fetched.status_code == 200 and fetched.content == data
+
+
+def test_s3_staging_parts_tail_failed_append_and_commit(s3_endpoint, aws_env, tmp_path, monkeypatch):
+    import boto3
+
+    from registry_policies.storage import s3
+
+    make_bucket(s3_endpoint, "staging")
+    monkeypatch.setattr(s3, "PART_SIZE", 6 * 1024 * 1024)
+    store = s3.S3BlobStore.from_url(f"s3://staging/p?endpoint_url={s3_endpoint}", staging_dir=tmp_path)
+    mib = 1024 * 1024
+    data = os.urandom(19 * mib + 5)
+    pieces = [data[:mib], data[mib:3 * mib], data[3 * mib:6 * mib], data[6 * mib:]]
+
+    def chunked(body: bytes, fail_after: int | None = None) -> Iterator[bytes]:
+        for start in range(0, len(body), mib):
+            if fail_after is not None and start >= fail_after:
+                raise ConnectionError("client went away")
+            yield body[start:start + mib]
+
+    state, offset = store.stage_start("u1"), 0
+    for piece in pieces:
+        if offset == 6 * mib:  # a request that dies after sending two parts' worth leaves nothing recorded
+            with pytest.raises(ConnectionError):
+                store.stage_append("u1", state, offset=offset, chunks=chunked(piece, fail_after=13 * mib))
+        state, written = store.stage_append("u1", state, offset=offset, chunks=chunked(piece))
+        offset += written
+        assert written == len(piece)
+    assert [size for _, _, size in state["parts"]] == [6 * mib, 6 * mib, 6 * mib] and state["tail_size"] == mib + 5
+    digest, state = store.stage_digest("u1", state, size=len(data), algorithm="sha256")
+    assert digest == sha256(data)
+    assert store.stage_commit("u1", state, size=len(data), digest=digest) is True
+    assert store.open(digest).read() == data
+
+    again = store.stage_start("u2")
+    again, _ = store.stage_append("u2", again, offset=0, chunks=chunked(data))
+    assert store.stage_commit("u2", again, size=len(data), digest=digest) is False
+    small = store.stage_start("u3")
+    small, _ = store.stage_append("u3", small, offset=0, chunks=[b"tiny"])
+    assert small["mpu"] is None and small["tail_size"] == 4
+    store.stage_discard("u3", small)
+    store.stage_discard("never-started", store.stage_start("never-started"))
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket="staging").get("Contents", [])]
+    assert keys == [f"p/blobs/sha256/{digest[7:9]}/{digest[7:]}"]
+    assert client.list_multipart_uploads(Bucket="staging").get("Uploads", []) == []
+# --- end uploads shared by nodes ---

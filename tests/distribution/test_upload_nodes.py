@@ -1,0 +1,229 @@
+"""Upload sessions that survive a change of node: two gunicorn nodes sharing one database and data
+dir, driven with raw HTTP. Chunks go to alternating nodes, a node is killed mid-PATCH and the
+upload resumes from the offset another node reports, concurrent writers to one session cannot
+corrupt it, and 100 concurrent pushes of one blob store it once."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.distribution.conftest import Account, Registry, error_codes, new_account
+from tests.distribution.images import sha256
+from tests.servers import RunningServer, WebNode
+
+pytestmark = pytest.mark.e2e
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, WebNode]]:
+    """Node A (the usual server) and node B (gunicorn on the same database and data dir). A short
+    upload lease, so an upload whose writer was killed can be resumed within the test."""
+    server = RunningServer.start(tmp_path_factory.mktemp("nodes"), with_worker=False,
+                                 extra_env={"REGISTRY_UPLOAD_LEASE_SECONDS": "3"})
+    node = WebNode.start(server)
+    yield server, node
+    node.stop()
+    server.stop()
+
+
+def on(node_url: str, server: RunningServer, account: Account) -> Registry:
+    registry = Registry(server, account)
+    registry.url = node_url
+    return registry
+
+
+def stored_files(server: RunningServer) -> list[str]:
+    root = server.data_dir / "blobs" / "sha256"
+    return sorted(path.name for path in root.rglob("*") if path.is_file()) if root.exists() else []
+
+
+def staged_files(server: RunningServer) -> list[str]:
+    return sorted(path.name for path in (server.data_dir / "blobs" / "_uploads").iterdir())
+
+
+def test_chunks_on_alternating_nodes_complete_and_report_the_range_everywhere(cluster):
+    server, node = cluster
+    account = new_account(server, "nodes")
+    name = f"{account.username}/moves"
+    a, b = on(server.url, server, account), on(node.url, server, account)
+    token = a.token(f"repository:{name}:pull,push")
+    data = os.urandom(7 * MiB + 123)
+    first, second, last = data[:3 * MiB], data[3 * MiB:5 * MiB + 7], data[5 * MiB + 7:]
+
+    started = a.request("POST", f"/v2/{name}/blobs/uploads/", token=token)
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    patched = b.request("PATCH", location, token=token, data=first,
+                        headers={"Content-Range": f"0-{len(first) - 1}", "Content-Type": "application/octet-stream"})
+    assert patched.status_code == 202 and patched.headers["Range"] == f"0-{len(first) - 1}"
+    for registry in (a, b):
+        status = registry.request("GET", location, token=token)
+        assert status.status_code == 204 and status.headers["Range"] == f"0-{len(first) - 1}"
+
+    skipped = a.request("PATCH", location, token=token, data=second,
+                        headers={"Content-Range": f"{len(first) + 1}-{len(first) + len(second)}"})
+    assert skipped.status_code == 416 and error_codes(skipped) == ["BLOB_UPLOAD_INVALID"]
+    assert skipped.headers["Range"] == f"0-{len(first) - 1}"
+    patched = a.request("PATCH", location, token=token, data=second,
+                        headers={"Content-Range": f"{len(first)}-{len(first) + len(second) - 1}"})
+    assert patched.status_code == 202
+    offset = len(first) + len(second)
+    for registry in (b, a):
+        status = registry.request("GET", location, token=token)
+        assert status.status_code == 204 and status.headers["Range"] == f"0-{offset - 1}"
+
+    wrong = b.request("PUT", location, token=token, params={"digest": sha256(data + b"x")}, data=last)
+    assert wrong.status_code == 400 and error_codes(wrong) == ["DIGEST_INVALID"]
+    assert sha256(data)[7:] not in stored_files(server)
+    gone = a.request("GET", location, token=token)
+    assert gone.status_code == 404 and error_codes(gone) == ["BLOB_UPLOAD_UNKNOWN"]
+
+    started = b.request("POST", f"/v2/{name}/blobs/uploads/", token=token)
+    location = started.headers["Location"]
+    assert a.request("PATCH", location, token=token, data=first).status_code == 202
+    assert b.request("PATCH", location, token=token, data=second).status_code == 202
+    done = b.request("PUT", location, token=token, params={"digest": sha256(data)}, data=last)
+    assert done.status_code == 201, done.text
+    assert done.headers["Docker-Content-Digest"] == sha256(data)
+    fetched = a.request("GET", f"/v2/{name}/blobs/{sha256(data)}", token=token)
+    assert fetched.status_code == 200 and fetched.content == data
+    assert sha256(data)[7:] in stored_files(server)
+    assert not [f for f in staged_files(server) if f.startswith("upload-")]
+
+
+def test_unknown_upload_id_is_blob_upload_unknown_on_every_node(cluster):
+    server, node = cluster
+    account = new_account(server, "unknown")
+    name = f"{account.username}/nothing"
+    for url in (server.url, node.url):
+        registry = on(url, server, account)
+        token = registry.token(f"repository:{name}:pull,push")
+        for upload_id in (str(uuid.uuid4()), "not-a-uuid"):
+            location = f"/v2/{name}/blobs/uploads/{upload_id}"
+            for method, kwargs in (("GET", {}), ("PATCH", {"data": b"abc"}), ("DELETE", {}),
+                                   ("PUT", {"params": {"digest": sha256(b"abc")}, "data": b"abc"})):
+                response = registry.request(method, location, token=token, **kwargs)
+                assert response.status_code == 404, (url, method, response.text)
+                assert error_codes(response) == ["BLOB_UPLOAD_UNKNOWN"]
+    assert sha256(b"abc")[7:] not in stored_files(server)
+
+
+def _start_patch_and_stall(url: str, path: str, token: str, sent: bytes, declared: int) -> socket.socket:
+    """Send a PATCH that declares `declared` bytes but sends only `sent`, and keep it open."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall((f"PATCH {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+                  f"Content-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n").encode() + sent)
+    return sock
+
+
+def test_upload_resumes_from_reported_offset_after_a_node_is_killed_mid_patch(cluster):
+    server, node = cluster
+    account = new_account(server, "killed")
+    name = f"{account.username}/resume"
+    a = on(server.url, server, account)
+    token = a.token(f"repository:{name}:pull,push")
+    data = os.urandom(5 * MiB)
+    doomed = WebNode.start(server)
+    try:
+        b = on(doomed.url, server, account)
+        location = a.request("POST", f"/v2/{name}/blobs/uploads/", token=token).headers["Location"]
+        assert b.request("PATCH", location, token=token, data=data[:2 * MiB]).status_code == 202
+        # B receives part of the next chunk (the bytes reach its staging file), then dies.
+        sock = _start_patch_and_stall(doomed.url, location, token, os.urandom(MiB), declared=3 * MiB)
+        status = a.request("GET", location, token=token)
+        assert status.headers["Range"] == f"0-{2 * MiB - 1}"
+        doomed.kill()
+        sock.close()
+    finally:
+        doomed.kill()
+
+    status = a.request("GET", location, token=token)
+    assert status.status_code == 204 and status.headers["Range"] == f"0-{2 * MiB - 1}"
+    # The dead writer's claim expires (REGISTRY_UPLOAD_LEASE_SECONDS); until then the session says
+    # another request is writing, always with the recorded offset.
+    while True:
+        resumed = a.request("PATCH", location, token=token, data=data[2 * MiB:],
+                            headers={"Content-Range": f"{2 * MiB}-{5 * MiB - 1}"})
+        if resumed.status_code != 416:
+            break
+        assert error_codes(resumed) == ["BLOB_UPLOAD_INVALID"] and resumed.headers["Range"] == f"0-{2 * MiB - 1}"
+    assert resumed.status_code == 202 and resumed.headers["Range"] == f"0-{5 * MiB - 1}"
+
+    restarted = WebNode.start(server)
+    try:
+        b = on(restarted.url, server, account)
+        done = b.request("PUT", location, token=token, params={"digest": sha256(data)})
+        assert done.status_code == 201, done.text
+    finally:
+        restarted.stop()
+    fetched = on(node.url, server, account).request("GET", f"/v2/{name}/blobs/{sha256(data)}", token=token)
+    assert fetched.status_code == 200 and fetched.content == data
+
+
+def test_two_concurrent_patches_to_one_session_cannot_both_append(cluster):
+    server, node = cluster
+    account = new_account(server, "racing")
+    name = f"{account.username}/race"
+    a, b = on(server.url, server, account), on(node.url, server, account)
+    token = a.token(f"repository:{name}:pull,push")
+    location = a.request("POST", f"/v2/{name}/blobs/uploads/", token=token).headers["Location"]
+    bodies = [os.urandom(12 * MiB), os.urandom(12 * MiB)]
+    barrier = threading.Barrier(2)
+
+    def patch(registry: Registry, body: bytes) -> requests.Response:
+        barrier.wait()
+        return registry.request("PATCH", location, token=token, data=body,
+                                headers={"Content-Range": f"0-{len(body) - 1}"})
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(patch, (a, b), bodies))
+    assert sorted(r.status_code for r in results) == [202, 416]
+    winner = bodies[[r.status_code for r in results].index(202)]
+    loser = results[[r.status_code for r in results].index(416)]
+    assert error_codes(loser) == ["BLOB_UPLOAD_INVALID"]
+    assert loser.headers["Range"] in ("0-0", f"0-{len(winner) - 1}")
+    done = b.request("PUT", location, token=token, params={"digest": sha256(winner)})
+    assert done.status_code == 201, done.text
+    fetched = a.request("GET", f"/v2/{name}/blobs/{sha256(winner)}", token=token)
+    assert fetched.content == winner
+
+
+def test_hundred_concurrent_pushes_of_one_blob_store_it_once(cluster):
+    server, node = cluster
+    account = new_account(server, "crowd")
+    name = f"{account.username}/crowd"
+    registries = [on(server.url, server, account), on(node.url, server, account)]
+    token = registries[0].token(f"repository:{name}:pull,push")
+    data = os.urandom(3 * MiB + 5)
+    digest = sha256(data)
+    before = stored_files(server)
+
+    def push(index: int) -> requests.Response:
+        registry = on(registries[index % 2].url, server, account)
+        if index % 4 == 0:  # monolithic
+            return registry.request("POST", f"/v2/{name}/blobs/uploads/", token=token, params={"digest": digest},
+                                    data=data)
+        location = registry.request("POST", f"/v2/{name}/blobs/uploads/", token=token).headers["Location"]
+        other = on(registries[(index + 1) % 2].url, server, account)
+        assert other.request("PATCH", location, token=token, data=data).status_code == 202
+        return registry.request("PUT", location, token=token, params={"digest": digest})
+
+    with ThreadPoolExecutor(100) as pool:
+        results = list(pool.map(push, range(100)))
+    assert [r.status_code for r in results] == [201] * 100, [r.text for r in results if r.status_code != 201]
+    assert {r.headers["Docker-Content-Digest"] for r in results} == {digest}
+    assert sorted(set(stored_files(server)) - set(before)) == [digest[7:]]
+    assert len([f for f in stored_files(server) if f == digest[7:]]) == 1
+    assert not [f for f in staged_files(server) if f.startswith(("upload-", "mono-"))]
+    for registry in registries:
+        fetched = registry.request("GET", f"/v2/{name}/blobs/{digest}", token=token)
+        assert fetched.status_code == 200 and fetched.content == data
