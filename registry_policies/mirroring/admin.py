@@ -149,15 +149,16 @@ class PullMirrorForm(forms.ModelForm):
 class PullMirrorAdmin(admin.ModelAdmin):
     form = PullMirrorForm
     list_display = ["repository", "url", "remote_repository", "tag_filter", "interval_seconds", "enabled",
-                    "remove_deleted_tags", "last_polled_at", "next_poll_at"]
+                    "remove_deleted_tags", "paused_reason", "last_polled_at", "next_poll_at"]
     list_filter = ["enabled", "remove_deleted_tags"]
     search_fields = ["repository__name", "repository__namespace__name", "url", "remote_repository"]
     list_select_related = ["repository__namespace"]
-    readonly_fields = ["secret_status", "last_polled_at", "next_poll_at", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["secret_status", "paused_reason", "last_polled_at", "next_poll_at", "created_by", "created_at",
+                       "updated_at"]
     fieldsets = [
         (None, {"fields": ["repository", "url", "username", "secret_status", "new_secret", "clear_secret",
                            "ca_certificate", "remote_repository", "tag_filter", "interval_seconds",
-                           "remove_deleted_tags", "enabled"]}),
+                           "remove_deleted_tags", "enabled", "paused_reason"]}),
         ("Polling", {"fields": ["last_polled_at", "next_poll_at", "created_by", "created_at", "updated_at"]}),
     ]
     actions = ["sync_now"]

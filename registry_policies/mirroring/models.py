@@ -81,6 +81,10 @@ class PullMirror(models.Model):
         default=False,
         help_text="Remove local tags this mirror created once the remote no longer lists them (tags "
                   "outside the tag filter, and tags that did not come from this mirror, are never touched).")
+    paused_reason = models.CharField(max_length=1000, blank=True,
+                                     help_text="Set when the mirror was paused because its owner (created_by, "
+                                               "whoever saved it last) lost admin on the repository; saving "
+                                               "resumes it.")
     last_polled_at = models.DateTimeField(null=True, blank=True)
     next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -99,6 +103,11 @@ class PullMirror(models.Model):
     @property
     def remote(self) -> str:
         return f"{self.url.split('://', 1)[-1]}/{self.remote_repository}"
+
+    @property
+    def is_active(self) -> bool:
+        """Enabled and not paused."""
+        return self.enabled and not self.paused_reason
 
     @property
     def has_secret(self) -> bool:

@@ -37,6 +37,7 @@ from registry_policies.repositories.manifests import Descriptor, parse_manifest
 from registry_policies.repositories.models import Manifest, Repository, Tag, TagHistory
 from registry_policies.repositories.services import repository_event_contents
 from registry_policies.storage import get_blob_store
+from registry_policies.tenancy import ownership
 from registry_policies.tenancy.access import repositories_visible_to
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def claim_due_mirrors() -> list[MirrorRun]:
     (none when its previous run is still queued or running: polls never overlap)."""
     now = timezone.now()
     started = []
-    due = PullMirror.objects.filter(enabled=True, next_poll_at__lte=now).order_by("next_poll_at")
+    due = PullMirror.objects.filter(enabled=True, paused_reason="", next_poll_at__lte=now).order_by("next_poll_at")
     for mirror in due[:MAX_DUE_PER_POLL]:
         following = now + timedelta(seconds=mirror.interval_seconds)
         if not PullMirror.objects.filter(pk=mirror.pk, next_poll_at=mirror.next_poll_at).update(
@@ -94,6 +95,13 @@ def claim_due_mirrors() -> list[MirrorRun]:
 
 # -- a sync --------------------------------------------------------------------------------------
 
+def owner_lost_rights(mirror: PullMirror) -> str:
+    """Why the mirror's owner may no longer sync it (the shared owner rule: admin on the
+    repository, as saving it required), or ""."""
+    return ownership.lost_rights_reason(mirror.created_by, label="The pull mirror's owner",
+                                        needs=[ownership.Needs(repository=mirror.repository, action="admin")])
+
+
 def execute(run: MirrorRun) -> None:
     """Carry out the claimed pull run `run` and record its outcome (remote and content failures
     are the run's error, never raised)."""
@@ -104,6 +112,15 @@ def execute(run: MirrorRun) -> None:
         return
     if not mirror.enabled and run.trigger == MirrorRun.Trigger.SCHEDULE:
         runs.finish(run, status=MirrorRun.Status.SKIPPED, error="Not run: the pull mirror is disabled.")
+        return
+    if mirror.paused_reason:
+        runs.finish(run, status=MirrorRun.Status.SKIPPED,
+                    error=f"Not run: the pull mirror is paused. {mirror.paused_reason} Save it to resume.")
+        return
+    lost = owner_lost_rights(mirror)
+    if lost:
+        ownership.pause(mirror, lost)
+        runs.finish(run, status=MirrorRun.Status.FAILED, error=lost, error_code="owner_lost_rights")
         return
     transfer = runs.Transfer()
     outcome = SyncOutcome()

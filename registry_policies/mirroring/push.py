@@ -50,7 +50,7 @@ from registry_policies.scanning.facts import image_facts_for
 from registry_policies.scanning.models import Scan
 from registry_policies.scanning.selectors import images_of
 from registry_policies.storage import get_blob_store
-from registry_policies.tenancy.access import can
+from registry_policies.tenancy import ownership
 
 logger = logging.getLogger(__name__)
 
@@ -178,18 +178,18 @@ def resume_pending_for_digest(*, digest: str) -> list[MirrorRun]:
 def blocked_reason(policy: PushMirrorPolicy) -> str:
     """Why the policy may not run any more (its author lost a right), or ""."""
     author = policy.author
-    if author is None or not author.is_active:
-        return "The policy's author no longer exists or is inactive."
-    if not can(author, "admin", policy.source):
-        return f"The policy's author {author.username} is no longer an administrator of {policy.source.full_name}."
+    lost = ownership.lost_rights_reason(author, label="The policy's author",
+                                        needs=[ownership.Needs(repository=policy.source, action="admin")])
+    if lost:
+        return lost
+    assert author is not None
     if not integrations_usable_by(author).filter(pk=policy.integration_id).exists():
         return f"The policy's author {author.username} may no longer use the integration {policy.integration}."
     return ""
 
 
 def pause(policy: PushMirrorPolicy, reason: str) -> None:
-    PushMirrorPolicy.objects.filter(pk=policy.pk).update(paused_reason=reason[:1000])
-    policy.paused_reason = reason[:1000]
+    ownership.pause(policy, reason)
 
 
 def execute(run: MirrorRun) -> None:

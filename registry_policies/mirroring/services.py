@@ -234,8 +234,9 @@ def save_pull_mirror(*, actor: Any, repository: Repository, url: str, remote_rep
                      interval_seconds: int = 3600, enabled: bool = True, remove_deleted_tags: bool = False,
                      request: HttpRequest | None = None) -> PullMirror:
     """Create or replace the pull mirror of `repository`. `secret` None keeps the stored one
-    ("" clears it). The first poll is due at once when enabled. No network check: the first
-    sync reports what fails (use `check_pull_connection` to test first)."""
+    ("" clears it). The saver becomes the mirror's owner, and a paused mirror resumes. The first
+    poll is due at once when enabled. No network check: the first sync reports what fails (use
+    `check_pull_connection` to test first)."""
     _require_admin(actor, repository)
     cleaned = _validate_pull({"url": url, "remote_repository": remote_repository, "tag_filter": tag_filter,
                               "interval_seconds": interval_seconds, "ca_certificate": ca_certificate,
@@ -254,6 +255,8 @@ def save_pull_mirror(*, actor: Any, repository: Repository, url: str, remote_rep
         mirror.enabled = enabled
         mirror.remove_deleted_tags = remove_deleted_tags
         mirror.next_poll_at = timezone.now() if enabled else None
+        mirror.created_by = actor  # the saver becomes the owner whose rights every sync needs
+        mirror.paused_reason = ""
         mirror.save()
         audit.record("pull_mirror.created" if creating else "pull_mirror.updated", actor=actor, request=request,
                      target=mirror, details={**{k: v for k, v in cleaned.items() if k != "ca_certificate"},

@@ -25,6 +25,7 @@ from registry_policies.repositories import content
 from registry_policies.repositories.errors import TagImmutable
 from registry_policies.repositories.models import Repository, Tag
 from registry_policies.scanning.facts import image_facts_for
+from registry_policies.tenancy import ownership
 from registry_policies.tenancy.access import can, can_manage_policies
 
 MAX_CHAIN_LENGTH = 10
@@ -144,11 +145,16 @@ def dry_run(*, policy: PromotionPolicy, tag_name: str) -> DryRun:
                   target_repository=policy.target.full_name, target_tag=target_tag, detail=detail)
 
 
+def author_lost_rights(policy: PromotionPolicy) -> str:
+    """Why the policy's author may no longer run it (the shared owner rule: push to the target), or ""."""
+    return ownership.lost_rights_reason(policy.author, label="The policy's author",
+                                        needs=[ownership.Needs(repository=policy.target, action="push")])
+
+
 def _blocked_reason(policy: PromotionPolicy, *, chain: list[int]) -> str:
-    if policy.author is None or not policy.author.is_active:
-        return "The policy's author no longer exists or is inactive."
-    if not can(policy.author, "push", policy.target):
-        return f"The policy's author {policy.author.username} may no longer push to {policy.target.full_name}."
+    lost = author_lost_rights(policy)
+    if lost:
+        return lost
     if policy.target_id in chain or policy.target_id == policy.source_id:
         return f"Promotion cycle stopped: {policy.target.full_name} is already in this image's promotion chain."
     if len(chain) >= MAX_CHAIN_LENGTH:
@@ -193,8 +199,8 @@ def _promote(*, policy: PromotionPolicy, tag: Tag, trigger: str, chain: list[int
         chain=chain)
     blocked = _blocked_reason(policy, chain=chain)
     if blocked:
-        if "author" in blocked:
-            PromotionPolicy.objects.filter(pk=policy.pk).update(paused_reason=blocked)
+        if author_lost_rights(policy):
+            ownership.pause(policy, blocked)
         return _finish(promotion, status=Promotion.Status.FAILED, reason=blocked)
     try:
         target_tag = tag_templates.render_tag(policy.tag_template, source_tag=tag.name, now=now)

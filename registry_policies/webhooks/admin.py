@@ -71,8 +71,8 @@ class WebhookForm(forms.ModelForm):
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
-    list_display = ["id", "scope_label", "url", "event_list", "enabled", "created_by", "created_at",
-                    "deliveries_link"]
+    list_display = ["id", "scope_label", "url", "event_list", "enabled", "paused_reason", "created_by",
+                    "created_at", "deliveries_link"]
     list_filter = ["enabled", ("repository", admin.EmptyFieldListFilter),
                    ("namespace", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["url", "repository__name", "repository__namespace__name", "namespace__name"]
@@ -85,11 +85,11 @@ class WebhookAdmin(admin.ModelAdmin):
         return type("BoundWebhookForm", (form,), {"request": request})
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["repository", "namespace", "created_by", "created_at"] if obj else []
+        return ["repository", "namespace", "paused_reason", "created_by", "created_at"] if obj else []
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = ["repository", "namespace", "url", "events", "new_secret", "ca_certificate", "enabled"]
-        return [*fields, "created_by", "created_at"] if obj else fields
+        return [*fields, "paused_reason", "created_by", "created_at"] if obj else fields
 
     @admin.display(description="events")
     def event_list(self, obj: Webhook) -> str:

@@ -9,6 +9,11 @@ retried with exponential backoff through a django-q ``Schedule`` of type ONCE at
 ``next_attempt_at`` (stored in the database, so it survives restarts); after
 ``WEBHOOK_MAX_ATTEMPTS`` attempts the delivery is failed.
 
+Owner rule (`webhooks.ownership`): an event reaches a webhook only while its owner may manage
+the webhook and read what the event is about; this is checked when the event is matched and
+again before every attempt. A webhook whose owner lost the right to manage it is paused (its
+pending deliveries are cancelled) until someone allowed to manage it saves it again.
+
 Settings (all optional): ``WEBHOOK_MAX_ATTEMPTS`` (5), ``WEBHOOK_RETRY_BASE_SECONDS`` (10),
 ``WEBHOOK_RETRY_MAX_DELAY_SECONDS`` (3600), ``WEBHOOK_TIMEOUT_SECONDS`` (10). Where webhooks
 may go is the outbound rule (`core.outbound`), judged for the webhook's owner at delivery time.
@@ -30,7 +35,7 @@ from django_q.tasks import async_task
 from registry_policies.core import metrics, outbound
 from registry_policies.core.crypto import DecryptionError, plaintext
 from registry_policies.core.events import Event
-from registry_policies.webhooks import transport
+from registry_policies.webhooks import ownership, transport
 from registry_policies.webhooks.event_types import CATALOGUE, build_payload, event_scope, serialize_payload
 from registry_policies.webhooks.models import Webhook, WebhookDelivery, WebhookDeliveryAttempt
 from registry_policies.webhooks.validation import signature_headers
@@ -78,7 +83,8 @@ def webhooks_for_event(event: Event) -> list[Webhook]:
         condition |= Q(repository_id__in=sorted(scope.repository_ids))
     for namespace, name in sorted(scope.full_names):
         condition |= Q(repository__namespace__name=namespace, repository__name=name)
-    candidates = Webhook.objects.filter(condition, enabled=True).select_related("repository__namespace", "namespace")
+    candidates = Webhook.objects.filter(condition, enabled=True, paused_reason="").select_related(
+        "repository__namespace", "namespace", "created_by")
     return [webhook for webhook in candidates if event.type in (webhook.events or [])]
 
 
@@ -116,7 +122,8 @@ def handle_event(event: Event) -> None:
     """Subscriber for every domain event (after commit): a delivery per matching webhook."""
     if event.type not in CATALOGUE:
         return
-    webhooks = webhooks_for_event(event)
+    contents = dict(event.contents)
+    webhooks = [webhook for webhook in webhooks_for_event(event) if not ownership.refusal(webhook, contents)]
     if not webhooks:
         return
     payload = build_payload(event.type, contents=dict(event.contents), actor=event.actor,
@@ -141,6 +148,8 @@ def deliver(delivery_id: int) -> str:
     is sending it; record the attempt and what comes next. Idempotent: a finished or claimed
     delivery is left alone. Returns the resulting status (or "skipped")."""
     now = timezone.now()
+    if _cancelled_for_owner(delivery_id, now):
+        return str(WebhookDelivery.Status.CANCELLED)
     delivery = _claim(delivery_id, now)
     if delivery is None:
         return "skipped"
@@ -151,6 +160,29 @@ def deliver(delivery_id: int) -> str:
     else:
         result = _send(delivery, webhook)
     return _record(delivery, result, started_at=now)
+
+
+def _cancelled_for_owner(delivery_id: int, now: datetime) -> bool:
+    """Cancel the pending delivery when its webhook's owner may no longer have it sent (see
+    `ownership.refusal`; test events are exempt). True when it was cancelled now."""
+    delivery = (WebhookDelivery.objects.filter(pk=delivery_id, status__in=PENDING, is_test=False)
+                .select_related("webhook__created_by", "webhook__repository__namespace", "webhook__namespace")
+                .first())
+    if delivery is None:
+        return False
+    reason = ownership.refusal(delivery.webhook, ownership.contents_of(delivery.request_body))
+    if not reason:
+        return False
+    cancelled = (
+        WebhookDelivery.objects.filter(pk=delivery_id, status__in=PENDING)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(status=WebhookDelivery.Status.CANCELLED, error=reason, next_attempt_at=None, claimed_until=None)
+    )
+    if cancelled:
+        logger.warning("webhook delivery %s (webhook %s) cancelled: %s", delivery_id, delivery.webhook_id, reason)
+        return True
+    # pausing the webhook may have cancelled it already
+    return WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.CANCELLED).exists()
 
 
 def _send(delivery: WebhookDelivery, webhook: Webhook) -> transport.SendResult:

@@ -30,7 +30,12 @@ class Webhook(models.Model):
     ca_certificate = models.TextField(blank=True, help_text="PEM CA certificate(s) to verify an https receiver.")
     enabled = models.BooleanField(default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+                                   related_name="+",
+                                   help_text="The webhook's owner: whoever saved it last. Events are delivered "
+                                             "only while they may manage it and read what the event is about.")
+    paused_reason = models.CharField(max_length=1000, blank=True,
+                                     help_text="Set when the webhook was paused because its owner lost the right "
+                                               "to manage it; saving it again resumes it.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -53,6 +58,11 @@ class Webhook(models.Model):
         if self.namespace_id is not None:
             return self.Scope.NAMESPACE
         return self.Scope.GLOBAL
+
+    @property
+    def is_active(self) -> bool:
+        """Enabled and not paused."""
+        return self.enabled and not self.paused_reason
 
     @property
     def scope_label(self) -> str:
@@ -82,6 +92,7 @@ class WebhookDelivery(models.Model):
         RETRYING = "retrying", "Retrying"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Not sent"
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     event_type = models.CharField(max_length=64, db_index=True)
@@ -115,7 +126,7 @@ class WebhookDelivery(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
 
     @property
     def audit_repository(self) -> str:

@@ -145,7 +145,8 @@ def create_webhook(*, actor: User, url: str, events: list[str], repository: Repo
 def update_webhook(*, webhook: Webhook, actor: User, changes: dict[str, Any],
                    request: HttpRequest | None = None) -> Webhook:
     """Apply `changes` (any of url, events, secret, ca_certificate, enabled; "" clears the CA).
-    Other keys are a ValidationError naming them."""
+    Other keys are a ValidationError naming them. Saving (even with no change) makes `actor` the
+    webhook's owner and resumes it if it was paused because its previous owner lost access."""
     check_may_manage(actor, webhook)
     unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
     if unknown:
@@ -161,6 +162,13 @@ def update_webhook(*, webhook: Webhook, actor: User, changes: dict[str, Any],
             changed[field] = {"from": bool(before) if field == "ca_certificate" else before,
                               "to": bool(value) if field == "ca_certificate" else value}
         setattr(webhook, field, value)
+    if webhook.created_by_id != getattr(actor, "pk", None):
+        changed["owner"] = {"from": webhook.created_by.get_username() if webhook.created_by else None,
+                            "to": actor.get_username()}
+    if webhook.paused_reason:
+        changed["resumed"] = {"paused_reason": webhook.paused_reason}
+    webhook.created_by = actor
+    webhook.paused_reason = ""
     with transaction.atomic():
         webhook.save()
         if changed:

@@ -88,3 +88,24 @@ def test_send_test_action_and_delivery_log_with_redeliver(admin_client, world, r
     assert f"Delivery #{delivery.pk} redelivered" in response.content.decode()
     assert len(receiver.requests) == 3
     assert WebhookDelivery.objects.filter(redelivery_of=delivery).count() == 1
+
+
+def test_saving_a_paused_webhook_in_the_admin_resumes_it_with_the_saver_as_owner(admin_client, world, receiver):
+    from tests.factories import push_image
+
+    webhook = services.create_webhook(actor=world["owner"], namespace=world["acme"],
+                                      url=receiver.url, events=["TAG_PUSH"])
+    Webhook.objects.filter(pk=webhook.pk).update(created_by=None)  # the owner's account was deleted
+    push_image(world["web"], "v1")
+    webhook.refresh_from_db()
+    assert webhook.paused_reason == "The webhook's owner no longer exists or is inactive."
+    listing = admin_client.get(reverse("admin:webhooks_webhook_changelist")).content.decode()
+    assert "The webhook&#x27;s owner no longer exists or is inactive." in listing
+    response = admin_client.post(reverse("admin:webhooks_webhook_change", args=[webhook.pk]), {
+        "url": receiver.url, "events": ["TAG_PUSH"], "new_secret": "", "ca_certificate": "", "enabled": "on"})
+    assert response.status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.paused_reason == "" and webhook.created_by == world["admin"]
+    assert receiver.requests == []
+    push_image(world["web"], "v2")
+    assert [request.json["contents"]["tag"] for request in receiver.requests] == ["v2"]

@@ -87,12 +87,13 @@ class PullMirrorSerializer(serializers.ModelSerializer[PullMirror]):
     created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username",
                                                                                 read_only=True)
     active_run = serializers.SerializerMethodField(help_text="The queued or running sync, if any.")
+    is_active = serializers.BooleanField(read_only=True, help_text="Enabled and not paused.")
 
     class Meta:
         model = PullMirror
         fields = ["repository", "url", "username", "has_secret", "ca_certificate", "remote_repository", "remote",
-                  "tag_filter", "interval_seconds", "enabled", "remove_deleted_tags", "last_polled_at", "next_poll_at",
-                  "active_run", "created_by", "created_at", "updated_at"]
+                  "tag_filter", "interval_seconds", "enabled", "is_active", "paused_reason", "remove_deleted_tags",
+                  "last_polled_at", "next_poll_at", "active_run", "created_by", "created_at", "updated_at"]
         read_only_fields = fields
 
     @extend_schema_field(MirrorRunSerializer(allow_null=True))

@@ -48,11 +48,15 @@ class WebhookSerializer(serializers.ModelSerializer[Webhook]):
                                                                                 read_only=True)
     last_delivery_status = serializers.CharField(read_only=True, allow_null=True, default=None,
                                                  help_text="Status of the newest delivery (null: none yet).")
+    is_active = serializers.BooleanField(read_only=True, help_text="Enabled and not paused.")
+    paused_reason = serializers.CharField(read_only=True, help_text="Why the webhook was paused (its owner lost "
+                                          "the right to manage it); empty when not paused. Saving resumes it.")
 
     class Meta:
         model = Webhook
         fields = ["id", "scope", "repository", "namespace", "url", "events", "has_secret", "ca_certificate",
-                  "enabled", "last_delivery_status", "created_by", "created_at", "updated_at"]
+                  "enabled", "is_active", "paused_reason", "last_delivery_status", "created_by", "created_at",
+                  "updated_at"]
         read_only_fields = fields
 
     def get_repository(self, webhook: Webhook) -> str | None:

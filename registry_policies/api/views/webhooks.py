@@ -122,7 +122,8 @@ class WebhookListCreateView(_ScopedView):
 @extend_schema(tags=["webhooks"])
 class WebhookDetailView(_ScopedView):
     """One webhook. PATCH changes the given fields (`"secret": ""` rotates the secret and returns
-    the new one once); DELETE removes it with its delivery log."""
+    the new one once). Saving, even an empty PATCH, makes the caller the webhook's owner and resumes
+    it when it was paused because its owner lost access. DELETE removes it with its delivery log."""
 
     def get(self, request: Request, **kwargs: Any) -> Response:
         return Response(WebhookSerializer(self.webhook()).data)
@@ -137,7 +138,7 @@ class WebhookDetailView(_ScopedView):
         if rotate:
             changes.pop("secret")
         actor, django_request = caller(request), http_request(request)
-        if changes:
+        if changes or not rotate:  # an empty PATCH re-saves: the caller becomes the owner, a pause ends
             webhook = services.update_webhook(webhook=webhook, actor=actor, changes=changes, request=django_request)
         if rotate:
             webhook = services.rotate_webhook_secret(webhook=webhook, actor=actor, request=django_request)
