@@ -59,7 +59,7 @@ def test_every_documented_path_and_method_and_options_answers_without_5xx(regist
     assert options.status_code == 200 and "PUT" in options.headers["Allow"]
 
 
-def test_schemathesis_finds_no_server_error_in_any_operation(registry_server):
+def test_schemathesis_finds_no_server_error_in_any_operation(registry_server, tmp_path):
     server = registry_server
     st = _schemathesis()
     for name in ("spare-1", "spare-2", "fuzz"):  # the fuzzer revoking token 1 or 2 must not lock itself out
@@ -70,7 +70,7 @@ def test_schemathesis_finds_no_server_error_in_any_operation(registry_server):
         [st, "run", f"{server.url}/api/schema/", "--url", server.url, "--checks", "not_a_server_error",
          "--max-examples", str(MAX_EXAMPLES), "--workers", "2", "--no-color",
          "-H", f"Authorization: Bearer {token}"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     summary = result.stdout[-6000:]
     assert result.returncode == 0, f"{summary}\n{result.stderr[-2000:]}\nserver log:\n{server.log()}"
     selected = re.search(r"Selected:\s+(\d+)/(\d+)", summary)
