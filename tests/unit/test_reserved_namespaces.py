@@ -18,8 +18,8 @@ from registry_policies.policies.models import PromotionPolicy
 from registry_policies.repositories.models import Repository
 from registry_policies.repositories.services import create_repository
 from registry_policies.tenancy import services as tenancy
-from registry_policies.tenancy.services import Grant, Grantee
 from registry_policies.tenancy.models import Namespace, Organization
+from registry_policies.tenancy.services import Grant, Grantee
 from registry_policies.webhooks.models import Webhook
 
 pytestmark = pytest.mark.django_db
