@@ -29,6 +29,8 @@ REGISTRY_JWT_KEY_PATH = DATA_DIR / "jwt_signing_key.pem"
 BLOB_STORAGE_URL = env.str("BLOB_STORAGE_URL", default=f"file://{DATA_DIR / 'blobs'}")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 GC_GRACE_SECONDS = env.int("GC_GRACE_SECONDS", default=3600)
+# Finished webhook deliveries and mirror runs older than this are pruned daily (edge-cases).
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=90)
 
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 REDIS_URL = env.str("REDIS_URL", default="")

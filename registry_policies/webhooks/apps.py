@@ -7,7 +7,12 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from registry_policies.core import events
+        from registry_policies.webhooks import maintenance
         from registry_policies.webhooks.delivery import handle_event
 
         events.subscribe(events.ALL, handle_event)
+        post_migrate.connect(maintenance.ensure_schedules, sender=self,
+                             dispatch_uid="registry_policies.webhooks.ensure_schedules")
