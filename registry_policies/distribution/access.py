@@ -172,5 +172,10 @@ def require_catalog(request: HttpRequest) -> Caller:
     if held is None:
         raise unauthorized(scope, error="insufficient_scope")
     if "*" not in held:
+        # Everyone may list the catalog (it shows what each caller can see): a token without it was
+        # asked for too little, so the client is told to ask again.
+        if caller.claims is not None and not _refreshes_only_on_403(request):
+            raise unauthorized(scope, error="insufficient_scope",
+                               message="the token does not grant the catalog; ask for registry:catalog:*")
         raise denied(scope)
     return caller
