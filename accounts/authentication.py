@@ -6,9 +6,13 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from accounts.models import User
+from accounts.models import TOKEN_PREFIX, User
 from accounts.services import authenticate_basic, authenticate_token
 from accounts.throttling import SignInLocked
+
+# `request.auth` of an API request: which credential authenticated it (None for a session).
+BY_TOKEN = "personal-access-token"
+BY_PASSWORD = "password"
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:
@@ -31,7 +35,7 @@ class PersonalAccessTokenAuthentication(authentication.BaseAuthentication):
 
     keyword = "Bearer"
 
-    def authenticate(self, request: Request) -> tuple[User, None] | None:
+    def authenticate(self, request: Request) -> tuple[User, str] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         scheme, _sep, raw = header.partition(" ")
         if scheme.lower() != "bearer":
@@ -39,7 +43,7 @@ class PersonalAccessTokenAuthentication(authentication.BaseAuthentication):
         user = authenticate_token(raw.strip(), request=request._request)
         if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
-        return user, None
+        return user, BY_TOKEN
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
@@ -48,7 +52,7 @@ class PersonalAccessTokenAuthentication(authentication.BaseAuthentication):
 class BasicPasswordOrTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Basic` with the password or a personal access token as the password."""
 
-    def authenticate(self, request: Request) -> tuple[User, None] | None:
+    def authenticate(self, request: Request) -> tuple[User, str] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header.lower().startswith("basic"):
             return None
@@ -61,7 +65,7 @@ class BasicPasswordOrTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.Throttled(wait=locked.retry_after, detail=locked.message)
         if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid username, password or token."))
-        return user, None
+        return user, BY_TOKEN if credentials[1].startswith(TOKEN_PREFIX) else BY_PASSWORD
 
     def authenticate_header(self, request: Request) -> str:
         return 'Basic realm="api"'

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
-from accounts.validators import NAME_MAX_LENGTH, validate_name_component
+from accounts.validators import NAME_MAX_LENGTH, validate_name_component, validate_not_reserved
 
 TOKEN_PREFIX = "rpat_"
 
@@ -19,7 +19,7 @@ class User(AbstractUser):
     username = models.CharField(
         max_length=NAME_MAX_LENGTH,
         unique=True,
-        validators=[validate_name_component],
+        validators=[validate_name_component, validate_not_reserved],
         help_text="Lowercase letters, digits and single '.', '_' or '-' between them. Also your namespace.",
         error_messages={"unique": "A user with that username already exists."},
     )

@@ -92,7 +92,7 @@ def authenticate_password(*, username: str, password: str, request: HttpRequest 
     cached = cache.get(key)
     if cached is not None:
         user = User.objects.filter(pk=cached[0], is_active=True).first()
-        if user is not None and user.password == cached[1]:
+        if user is not None and user.password == cached[1] and user.username == username:  # not renamed since
             return user
     authenticated = authenticate(request, username=username, password=password)
     if not isinstance(authenticated, User) or not authenticated.is_active:

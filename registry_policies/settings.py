@@ -35,6 +35,8 @@ TAG_PULL_RECORD_SECONDS = env.int("TAG_PULL_RECORD_SECONDS", default=300)
 WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env.int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS", default=10)
 # Upload sessions: how long one request holds a session while it appends (any node may continue it).
 UPLOAD_LEASE_SECONDS = env.int("REGISTRY_UPLOAD_LEASE_SECONDS", default=60)
+# Finished webhook deliveries and mirror runs older than this are pruned daily.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=90)
 
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -172,6 +174,17 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
+# -- HTTPS (edge-cases) ------------------------------------------------------------------------------
+# Served under an https public URL, the session and CSRF cookies never travel over plain HTTP.
+_PUBLIC_HTTPS = REGISTRY_PUBLIC_URL.lower().startswith("https://")
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_PUBLIC_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_PUBLIC_HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)  # sent on HTTPS requests only
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# -- end HTTPS ----------------------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Blob uploads are streamed from wsgi.input by the registry views; these limits

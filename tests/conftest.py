@@ -28,7 +28,7 @@ def make_user(db):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def registry_server(tmp_path_factory):  # type: ignore[no-untyped-def]
     """A real server (gunicorn, as `make run` serves) on a free loopback port, with its own data dir
-    and database, and an administrator `admin`. See tests/servers.py."""
+    and database, and an administrator `root`. See tests/servers.py."""
     from tests.servers import RunningServer
 
     server = RunningServer.start(tmp_path_factory.mktemp("server"), with_worker=False)

@@ -61,7 +61,7 @@ class RunningServer:
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "REGISTRY_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "DJANGO_SUPERUSER_USERNAME": "admin",
+            "DJANGO_SUPERUSER_USERNAME": "root",
             "DJANGO_SUPERUSER_PASSWORD": admin_password,
             "DJANGO_SUPERUSER_EMAIL": "admin@example.test",
             "Q_SYNC": "false",
@@ -77,7 +77,7 @@ class RunningServer:
         log = open(data_dir / "server.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(serve, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         server = cls(url=f"http://127.0.0.1:{port}", host_port=f"127.0.0.1:{port}", data_dir=data_dir, env=env,
-                     admin_username="admin", admin_password=admin_password, processes=[process],
+                     admin_username="root", admin_password=admin_password, processes=[process],
                      database_name=database_name)
         server._wait_ready()
         return server

@@ -13,10 +13,16 @@ may not see:
 - a token that does not cover the repository at all: 401 UNAUTHORIZED with the
   challenge for the needed scope (`error="insufficient_scope"`), so the client
   asks for a token covering it;
-- the repository is covered but the action was not granted: a pull answers
-  NAME_UNKNOWN (404); a push or delete answers 403 DENIED, still with the
-  challenge, so clients that refresh their token on 403 (oras) retry with the
-  right scope once, and the others report "denied".
+- a token covers the repository without the action, but its user holds the
+  right (a client reusing its pull token for a push or an upload-status GET):
+  401 UNAUTHORIZED with the challenge naming the needed scope
+  (`error="insufficient_scope"`), as distribution does: docker, containerd and
+  the OCI conformance client only re-authenticate on 401. One exception:
+  oras-py (which sends the `requests` library's default User-Agent) only asks
+  for a new token after a 403 that repeats, so such a client gets 403 DENIED
+  with the same challenge;
+- the caller holds no such right: a pull answers NAME_UNKNOWN (404); a push or
+  delete answers 403 DENIED, still with the challenge.
 """
 from __future__ import annotations
 
@@ -134,9 +140,26 @@ def require(request: HttpRequest, name: str, action: str) -> Caller:
         raise unauthorized(scope, error="insufficient_scope")
     if action in held:
         return caller
+    if caller.claims is not None and not _refreshes_only_on_403(request) and _user_holds(caller, name, action):
+        raise unauthorized(scope, error="insufficient_scope",
+                           message=f"the token does not grant {action} on {name}; ask for a token with this scope")
     if action == "pull":
         raise RegistryError("NAME_UNKNOWN", "repository name not known to registry", detail={"name": name})
     raise denied(scope, detail=[{"Type": "repository", "Name": name, "Action": action}])
+
+
+# Clients that ignore a 401 while they hold a token and refresh it only on a 403: oras-py, which
+# talks to registries with the `requests` library's default User-Agent.
+_REFRESH_ON_403_AGENTS = ("python-requests/",)
+
+
+def _refreshes_only_on_403(request: HttpRequest) -> bool:
+    return request.headers.get("User-Agent", "").startswith(_REFRESH_ON_403_AGENTS)
+
+
+def _user_holds(caller: Caller, name: str, action: str) -> bool:
+    """Whether the token's user holds `action` on `name` now (one lookup, only on this error path)."""
+    return action in granted_actions(caller.user(), Scope("repository", name, (action,)))
 
 
 def may(caller: Caller, name: str, action: str) -> bool:
@@ -154,5 +177,10 @@ def require_catalog(request: HttpRequest) -> Caller:
     if held is None:
         raise unauthorized(scope, error="insufficient_scope")
     if "*" not in held:
+        # Everyone may list the catalog (it shows what each caller can see): a token without it was
+        # asked for too little, so the client is told to ask again.
+        if caller.claims is not None and not _refreshes_only_on_403(request):
+            raise unauthorized(scope, error="insufficient_scope",
+                               message="the token does not grant the catalog; ask for registry:catalog:*")
         raise denied(scope)
     return caller

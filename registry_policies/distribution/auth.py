@@ -40,6 +40,7 @@ from accounts.models import TOKEN_PREFIX, PersonalAccessToken, User, hash_token
 from accounts.services import authenticate_basic
 from accounts.throttling import SignInLocked
 from registry_policies.audit import services as audit
+from registry_policies.core.secrets import ensure_private_dir
 from registry_policies.distribution.errors import RegistryError, registry_endpoint
 from registry_policies.distribution.names import split_name
 from registry_policies.repositories.models import Repository
@@ -61,7 +62,7 @@ def load_or_create_key(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".jwt-key-")

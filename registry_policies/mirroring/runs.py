@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -130,3 +130,15 @@ def next_queued(run: MirrorRun) -> MirrorRun | None:
     if run.push_policy_id is None and run.pull_mirror_id is None:
         return None
     return MirrorRun.objects.filter(same_mirror, status=MirrorRun.Status.QUEUED).order_by("id").first()
+
+
+def prune_finished_runs(*, now: datetime | None = None) -> int:
+    """Delete finished runs created before the retention cutoff (`RETENTION_DAYS`), in batches.
+    Queued and running runs are never pruned (`recover_stale_runs` looks after those)."""
+    from registry_policies.core import retention
+
+    old = MirrorRun.objects.filter(status__in=MirrorRun.FINISHED, created_at__lt=retention.cutoff(now=now))
+    deleted = retention.delete_in_batches(old)
+    if deleted:
+        logger.info("pruned %s mirror runs older than %s days", deleted, retention.retention_days())
+    return deleted

@@ -105,3 +105,10 @@ def on_scan_failed(event: Event) -> None:
     if digest and MirrorRun.objects.filter(status=MirrorRun.Status.PENDING).exists():
         async_task("registry_policies.mirroring.tasks.fail_pending_push_runs", digest,
                    str(event.contents.get("reason", "")))
+
+
+def prune_runs() -> int:
+    """Daily: delete finished mirror runs older than RETENTION_DAYS (in batches)."""
+    from registry_policies.mirroring.runs import prune_finished_runs
+
+    return prune_finished_runs()

@@ -7,4 +7,4 @@ class TenancyConfig(AppConfig):
     verbose_name = "Tenancy"
 
     def ready(self) -> None:
-        from registry_policies.tenancy import signals  # noqa: F401
+        from registry_policies.tenancy import checks, signals  # noqa: F401

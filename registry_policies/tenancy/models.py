@@ -9,11 +9,12 @@ from django.contrib.auth.models import Group
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from accounts.validators import NAME_MAX_LENGTH, validate_name_component
+from accounts.validators import NAME_MAX_LENGTH, validate_name_component, validate_not_reserved
 
 
 class Organization(models.Model):
-    name = models.CharField(max_length=NAME_MAX_LENGTH, unique=True, validators=[validate_name_component])
+    name = models.CharField(max_length=NAME_MAX_LENGTH, unique=True,
+                            validators=[validate_name_component, validate_not_reserved])
     description = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(  # type: ignore[var-annotated]
@@ -60,7 +61,8 @@ class Namespace(models.Model):
         USER = "user", "User"
         ORGANIZATION = "organization", "Organization"
 
-    name = models.CharField(max_length=NAME_MAX_LENGTH, unique=True, validators=[validate_name_component])
+    name = models.CharField(max_length=NAME_MAX_LENGTH, unique=True,
+                            validators=[validate_name_component, validate_not_reserved])
     kind = models.CharField(max_length=12, choices=Kind.choices)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace"

@@ -1,23 +1,13 @@
-"""Top-level paths the namespace pages must never shadow, and the URL converters that enforce it.
+"""The URL converters that keep namespace pages off the site's top-level paths (the reserved names
+themselves live in `accounts.validators`, applied to every user, organization and namespace).
 
 `/<namespace>/` and `/<namespace>/<repository>/` are catch-alls: Django tries them last (see
 `urls.py`), and the converters refuse these names so that, for example, `/api/unknown/` answers the
 API's 404 and never a namespace page.
 """
-from django.core.exceptions import ValidationError
+from accounts.validators import NAME_COMPONENT_RE, RESERVED_NAMESPACES, validate_not_reserved
 
-from accounts.validators import NAME_COMPONENT_RE
-
-RESERVED_NAMESPACES = frozenset({
-    "admin", "accounts", "api", "v2", "auth", "static", "media", "settings", "repositories",
-    "organizations", "favicon.ico", "robots.txt", "health", "healthz",
-})
-
-
-def validate_not_reserved(value: str) -> None:
-    """Organization names (namespaces) may not take a top-level path of the site."""
-    if value in RESERVED_NAMESPACES:
-        raise ValidationError("This name is reserved.", code="reserved_name")
+__all__ = ["RESERVED_NAMESPACES", "NameConverter", "NamespaceConverter", "validate_not_reserved"]
 
 
 class NameConverter:

@@ -7,10 +7,10 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_migrate, post_save
 
         from registry_policies.core import events
-        from registry_policies.webhooks import subscriptions
+        from registry_policies.webhooks import maintenance, subscriptions
         from registry_policies.webhooks.delivery import handle_event
         from registry_policies.webhooks.models import Webhook
 
@@ -18,3 +18,5 @@ class WebhooksConfig(AppConfig):
         events.register_interest(subscriptions.is_subscribed)
         post_save.connect(subscriptions.forget, sender=Webhook, dispatch_uid="webhooks-subscriptions-save")
         post_delete.connect(subscriptions.forget, sender=Webhook, dispatch_uid="webhooks-subscriptions-delete")
+        post_migrate.connect(maintenance.ensure_schedules, sender=self,
+                             dispatch_uid="registry_policies.webhooks.ensure_schedules")

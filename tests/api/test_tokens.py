@@ -175,3 +175,29 @@ def test_session_authentication_enforces_csrf(alice):
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
     assert not PersonalAccessToken.objects.exists()
+
+
+def test_a_personal_access_token_cannot_create_tokens(alice, alice_token):
+    before = PersonalAccessToken.objects.filter(user=alice).count()
+    for header in (f"Bearer {alice_token['token']}", basic("alice", alice_token["token"])):
+        response = APIClient().post("/api/v1/tokens/", {"name": "escalate"}, format="json",
+                                    HTTP_AUTHORIZATION=header)
+        assert response.status_code == 403
+        assert "cannot create tokens" in response.json()["detail"]
+    assert PersonalAccessToken.objects.filter(user=alice).count() == before
+    assert not PersonalAccessToken.objects.filter(name="escalate").exists()
+    # The token still lists and revokes the caller's tokens.
+    listed = APIClient().get("/api/v1/tokens/", HTTP_AUTHORIZATION=f"Bearer {alice_token['token']}")
+    assert listed.status_code == 200 and len(listed.json()["results"]) == before
+
+
+def test_password_basic_and_a_session_create_tokens(alice):
+    by_password = APIClient().post("/api/v1/tokens/", {"name": "by-password"}, format="json",
+                                   HTTP_AUTHORIZATION=basic("alice", "pw-alice-123!"))
+    assert by_password.status_code == 201, by_password.json()
+    session = APIClient()
+    assert session.login(username="alice", password="pw-alice-123!")
+    by_session = session.post("/api/v1/tokens/", {"name": "by-session"}, format="json")
+    assert by_session.status_code == 201, by_session.json()
+    assert set(PersonalAccessToken.objects.filter(user=alice).values_list("name", flat=True)) == {
+        "by-password", "by-session"}

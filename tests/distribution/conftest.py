@@ -74,6 +74,8 @@ class Registry:
         self.url = server.url
         self.account = account
         self.session = requests.Session()
+        # Not the requests default: the registry treats that agent as oras-py (refreshes tokens on 403).
+        self.session.headers["User-Agent"] = "registry-policies-tests/1"
 
     def token(self, *scopes: str, auth: tuple[str, str] | None | bool = True) -> str:
         basic = self.account.auth if auth is True and self.account else (auth or None)

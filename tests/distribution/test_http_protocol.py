@@ -190,6 +190,57 @@ def test_token_without_push_is_insufficient_scope(server, alice, bob):
     assert other.status_code == 401 and f'scope="repository:{name}:pull"' in other.headers["WWW-Authenticate"]
 
 
+def test_owner_reusing_a_pull_token_for_a_write_is_challenged_with_401_insufficient_scope(server, alice):
+    registry = Registry(server, alice)
+    name = f"{alice.username}/reuse"
+    image = make_image()
+    registry.push_image(name, "v1", image)
+    started = registry.request("POST", f"/v2/{name}/blobs/uploads/", scope=f"repository:{name}:pull,push")
+    assert started.status_code == 202
+    pull_token = registry.token(f"repository:{name}:pull")
+    assert claims(pull_token)["access"][0]["actions"] == ["pull"]
+    # The user holds push: the client is told to fetch a token with the needed scope (401, not 403).
+    for method, path in [("POST", f"/v2/{name}/blobs/uploads/"), ("GET", started.headers["Location"]),
+                         ("DELETE", f"/v2/{name}/manifests/v1")]:
+        response = registry.request(method, path, token=pull_token)
+        assert response.status_code == 401, (method, path, response.status_code)
+        assert error_codes(response) == ["UNAUTHORIZED"]
+        challenge = response.headers["WWW-Authenticate"]
+        assert 'error="insufficient_scope"' in challenge and f"repository:{name}:" in challenge
+    pushed = registry.push_manifest(name, "v2", image.manifest, token=pull_token)
+    assert pushed.status_code == 401 and f'scope="repository:{name}:pull,push"' in pushed.headers["WWW-Authenticate"]
+    # Nothing was written or deleted with the pull token.
+    tags = registry.request("GET", f"/v2/{name}/tags/list", token=pull_token).json()["tags"]
+    assert tags == ["v1"]
+    # oras-py (the requests library's User-Agent) refreshes its token only after a repeated 403.
+    oras_like = registry.request("POST", f"/v2/{name}/blobs/uploads/", token=pull_token,
+                                 headers={"User-Agent": "python-requests/2.32.3"})
+    assert oras_like.status_code == 403 and error_codes(oras_like) == ["DENIED"]
+    assert 'error="insufficient_scope"' in oras_like.headers["WWW-Authenticate"]
+    # With the token the challenge names, the same write works.
+    assert registry.push_manifest(name, "v2", image.manifest).status_code == 201
+
+
+def test_get_and_head_of_an_invalid_tag_are_manifest_unknown(server, alice):
+    registry = Registry(server, alice)
+    name = f"{alice.username}/refs"
+    registry.push_image(name, "v1", make_image())
+    token = registry.token(f"repository:{name}:pull")
+    for reference in (".INVALID_MANIFEST_NAME", "-bad", "a" * 129):
+        got = registry.request("GET", f"/v2/{name}/manifests/{reference}", token=token)
+        assert got.status_code == 404 and error_codes(got) == ["MANIFEST_UNKNOWN"]
+        head = registry.request("HEAD", f"/v2/{name}/manifests/{reference}", token=token)
+        assert head.status_code == 404 and head.content == b""
+    missing = f"{alice.username}/nothing-here"
+    unknown = registry.request("GET", f"/v2/{missing}/manifests/.INVALID_MANIFEST_NAME",
+                               scope=f"repository:{missing}:pull")
+    assert unknown.status_code == 404 and error_codes(unknown) == ["NAME_UNKNOWN"]
+    anonymous = Registry(server).request("GET", f"/v2/{name}/manifests/.INVALID_MANIFEST_NAME")
+    assert anonymous.status_code == 401  # authentication still comes first
+    bad_digest = registry.request("GET", f"/v2/{name}/manifests/sha256:nothex", token=token)
+    assert bad_digest.status_code == 400 and error_codes(bad_digest) == ["DIGEST_INVALID"]
+
+
 def test_immutable_tags_cannot_move_or_be_deleted(server, alice):
     registry = Registry(server, alice)
     name = f"{alice.username}/frozen"
@@ -233,7 +284,9 @@ def test_catalog_lists_only_visible_repositories_with_pagination(server, alice, 
     assert len(first.json()["repositories"]) == 1
     assert first.headers["Link"].endswith('>; rel="next"') and "n=1" in first.headers["Link"]
     assert registry.request("GET", "/v2/_catalog", token=registry.token()).status_code == 401
-    assert registry.request("GET", "/v2/_catalog", token=registry.token("registry:catalog:pull")).status_code == 403
+    narrow = registry.request("GET", "/v2/_catalog", token=registry.token("registry:catalog:pull"))
+    assert narrow.status_code == 401 and error_codes(narrow) == ["UNAUTHORIZED"]
+    assert 'scope="registry:catalog:*",error="insufficient_scope"' in narrow.headers["WWW-Authenticate"]
 
 
 def test_tags_list_paginates_with_link_header(server, alice):

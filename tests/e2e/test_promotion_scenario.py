@@ -104,7 +104,7 @@ def test_developer_push_is_promoted_to_qa_and_each_team_sees_only_its_repository
     server, dev1, qa1 = scenario.server, scenario.dev1, scenario.qa1
     policy = ok(server.api("POST", "repositories/dev/website/promotion-policies/", json={
         "rules": STABLE, "target_repository": "qa/website", "tag_template": "%n-%Y%m%d", "enabled": True}))
-    assert policy["author"] == "admin" and policy["source_repository"] == "dev/website"
+    assert policy["author"] == "root" and policy["source_repository"] == "dev/website"
 
     beta, stable = make_image(layers=2), make_image(layers=2)
     scenario.push(dev1, "dev/website:1.5-beta", beta)

@@ -68,24 +68,24 @@ def test_real_clients_cause_signed_webhook_deliveries(registry_server_with_worke
     repository_receiver, namespace_receiver = receivers
     everything = list(EVENT_TYPES)
 
-    namespace_hook = _ok(server.api("POST", "namespaces/admin/webhooks/",
+    namespace_hook = _ok(server.api("POST", "namespaces/root/webhooks/",
                                     json={"url": namespace_receiver.url, "events": everything}), 201)
-    _ok(server.api("POST", "repositories/", json={"namespace": "admin", "name": "app", "visibility": "private"}),
+    _ok(server.api("POST", "repositories/", json={"namespace": "root", "name": "app", "visibility": "private"}),
         201)
-    _ok(server.api("POST", "repositories/", json={"namespace": "admin", "name": "released",
+    _ok(server.api("POST", "repositories/", json={"namespace": "root", "name": "released",
                                                   "visibility": "private"}), 201)
-    repository_hook = _ok(server.api("POST", "repositories/admin/app/webhooks/",
+    repository_hook = _ok(server.api("POST", "repositories/root/app/webhooks/",
                                      json={"url": repository_receiver.url, "events": everything}), 201)
     assert repository_hook["secret"] != namespace_hook["secret"]
-    assert "secret" not in _ok(server.api("GET", f"repositories/admin/app/webhooks/{repository_hook['id']}/"), 200)
-    _ok(server.api("POST", "repositories/admin/app/promotion-policies/",
-                   json={"rules": [], "target_repository": "admin/released", "tag_template": "",
+    assert "secret" not in _ok(server.api("GET", f"repositories/root/app/webhooks/{repository_hook['id']}/"), 200)
+    _ok(server.api("POST", "repositories/root/app/promotion-policies/",
+                   json={"rules": [], "target_repository": "root/released", "tag_template": "",
                          "enabled": True}), 201)
-    _ok(server.api("PATCH", "repositories/admin/app/", json={"description": "webhook e2e"}), 200)
+    _ok(server.api("PATCH", "repositories/root/app/", json={"description": "webhook e2e"}), 200)
 
     image = make_image(layer_size=2048)
     layout = write_layout(tmp_path / "layout", tag="v1", image=image)
-    reference = f"docker://{server.host_port}/admin/app:v1"
+    reference = f"docker://{server.host_port}/root/app:v1"
     creds = f"{server.admin_username}:{server.admin_password}"
     _skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout}:v1", reference)
     _wait_for(repository_receiver, repository_hook["secret"], {"TAG_PUSH", "MANIFEST_PUSH", "PROMOTION"}, server)
@@ -98,18 +98,18 @@ def test_real_clients_cause_signed_webhook_deliveries(registry_server_with_worke
     assert by_type["TAG_PUSH"]["contents"]["tag"] == "v1"
     assert by_type["MANIFEST_PUSH"]["contents"]["digest"] == image.manifest.digest
     assert by_type["MANIFEST_DELETE"]["contents"]["digest"] == image.manifest.digest
-    assert by_type["PROMOTION"]["contents"]["target_repository"] == "admin/released"
-    assert by_type["REPO_UPDATED"]["contents"]["full_name"] == "admin/app"
+    assert by_type["PROMOTION"]["contents"]["target_repository"] == "root/released"
+    assert by_type["REPO_UPDATED"]["contents"]["full_name"] == "root/app"
 
-    _ok(server.api("DELETE", "repositories/admin/app/"), 204)
+    _ok(server.api("DELETE", "repositories/root/app/"), 204)
     expected_on_namespace = expected_on_repository | {"REPO_CREATED", "REPO_DELETED"}
     on_namespace = _wait_for(namespace_receiver, namespace_hook["secret"], expected_on_namespace, server)
     created = [payload for payload in on_namespace if payload["type"] == "REPO_CREATED"]
-    assert {payload["contents"]["full_name"] for payload in created} == {"admin/app", "admin/released"}
+    assert {payload["contents"]["full_name"] for payload in created} == {"root/app", "root/released"}
     deleted = [payload for payload in on_namespace if payload["type"] == "REPO_DELETED"]
-    assert [payload["contents"]["full_name"] for payload in deleted] == ["admin/app"]
+    assert [payload["contents"]["full_name"] for payload in deleted] == ["root/app"]
 
-    log = _ok(server.api("GET", f"namespaces/admin/webhooks/{namespace_hook['id']}/deliveries/",
+    log = _ok(server.api("GET", f"namespaces/root/webhooks/{namespace_hook['id']}/deliveries/",
                          params={"page_size": 100}), 200)
     assert {delivery["event_type"] for delivery in log["results"]} >= expected_on_namespace
     finished = [delivery for delivery in log["results"] if delivery["event_type"] in expected_on_namespace]

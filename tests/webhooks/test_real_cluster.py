@@ -14,10 +14,10 @@ EMIT = """
 from accounts.models import User
 from registry_policies.core import events
 from registry_policies.webhooks import services
-admin = User.objects.get(username="admin")
+admin = User.objects.get(username="root")
 webhook = services.create_webhook(actor=admin, url={url!r}, events=["TAG_PUSH"])
 print(webhook.secret)
-events.emit("TAG_PUSH", contents={{"full_name": "admin/app", "tag": "1.0"}}, actor="admin")
+events.emit("TAG_PUSH", contents={{"full_name": "root/app", "tag": "1.0"}}, actor="root")
 """
 STATUS = """
 from registry_policies.webhooks.models import WebhookDelivery

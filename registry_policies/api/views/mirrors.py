@@ -152,8 +152,12 @@ class PullMirrorView(generics.GenericAPIView[PullMirror]):
     serializer_class = PullMirrorSerializer
     pagination_class = None
 
+    def get_object(self) -> PullMirror:
+        """The pull mirror (OPTIONS asks for it to describe PUT); 404 when none."""
+        return _pull_mirror(_readable(self.request, self.kwargs["namespace"], self.kwargs["name"]))
+
     def get(self, request: Request, namespace: str, name: str) -> Response:
-        return Response(PullMirrorSerializer(_pull_mirror(_readable(request, namespace, name))).data)
+        return Response(PullMirrorSerializer(self.get_object()).data)
 
     @extend_schema(request=PullMirrorWriteSerializer, responses={200: PullMirrorSerializer,
                                                                  201: PullMirrorSerializer})

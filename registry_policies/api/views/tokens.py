@@ -3,11 +3,12 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import services as account_services
+from accounts.authentication import BY_TOKEN
 from accounts.models import PersonalAccessToken
 from registry_policies.api.lookups import caller, http_request
 from registry_policies.api.serializers.accounts import (
@@ -19,7 +20,8 @@ from registry_policies.api.serializers.accounts import (
 
 @extend_schema(tags=["tokens"])
 class TokenListCreateView(generics.ListCreateAPIView[PersonalAccessToken]):
-    """List the caller's tokens (never their secrets) or create one (its secret shown once)."""
+    """List the caller's tokens (never their secrets) or create one (its secret shown once). Creating
+    needs the password (Basic) or a session: a personal access token cannot create tokens (403)."""
 
     serializer_class = TokenSerializer
 
@@ -28,6 +30,9 @@ class TokenListCreateView(generics.ListCreateAPIView[PersonalAccessToken]):
 
     @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
     def post(self, request: Request) -> Response:
+        if request.auth == BY_TOKEN:  # a leaked token must not be able to mint longer-lived ones
+            raise PermissionDenied("A personal access token cannot create tokens: authenticate with your "
+                                   "password (Basic) or sign in to the web pages.")
         serializer = TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, secret = account_services.create_token(user=caller(request), **serializer.validated_data,

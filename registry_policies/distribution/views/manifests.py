@@ -62,10 +62,15 @@ def _lookup(namespace: str, name: str, tag: str | None, digest: str | None, *, w
 
 def _get(request: HttpRequest, name: str, reference: str) -> HttpResponse:
     namespace, repository = parse_name(name)
-    tag, digest = parse_reference(reference)
+    try:
+        tag, digest = parse_reference(reference)
+    except RegistryError as error:
+        if error.error.code != "TAG_INVALID":
+            raise
+        tag, digest = None, None  # no manifest can have this name: MANIFEST_UNKNOWN, as distribution answers
     caller = require(request, name, "pull")
     head = request.method == "HEAD"
-    row = _lookup(namespace, repository, tag, digest, with_payload=not head)
+    row = _lookup(namespace, repository, tag, digest, with_payload=not head) if tag or digest else None
     if row is None:
         if not repository_exists(namespace, repository):
             raise name_unknown(name)

@@ -7,11 +7,16 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.validators import RESERVED_NAMESPACES
+
+DEFAULT_USERNAME = "root"
+
 
 class Command(BaseCommand):
     help = (
-        "Create the first administrator from DJANGO_SUPERUSER_USERNAME / DJANGO_SUPERUSER_PASSWORD / "
-        "DJANGO_SUPERUSER_EMAIL, or with a generated password printed once. Does nothing if a superuser exists."
+        "Create the first administrator (`root` unless DJANGO_SUPERUSER_USERNAME names another) with "
+        "DJANGO_SUPERUSER_PASSWORD / DJANGO_SUPERUSER_EMAIL, or with a generated password printed once. "
+        "Does nothing if a superuser exists."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -19,7 +24,12 @@ class Command(BaseCommand):
         if user_model.objects.filter(is_superuser=True).exists():
             self.stdout.write("An administrator already exists.")
             return
-        username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
+        username = os.environ.get("DJANGO_SUPERUSER_USERNAME") or DEFAULT_USERNAME
+        if username in RESERVED_NAMESPACES:
+            raise CommandError(
+                f"DJANGO_SUPERUSER_USERNAME={username!r} is reserved: a user's name is also its namespace, and "
+                f"/{username}/ is a path of the site, so its pages would be unreachable. Choose another name "
+                f"(or leave it unset for {DEFAULT_USERNAME!r}).")
         email = os.environ.get("DJANGO_SUPERUSER_EMAIL", "")
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD", "")
         generated = not password
