@@ -90,9 +90,10 @@ def authenticate_password(*, username: str, password: str, request: HttpRequest 
     throttling.check(username=username, request=request)
     key = "basic-auth:" + hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
     cached = cache.get(key)
-    if cached is not None:
+    if cached is not None and len(cached) == 3:
         user = User.objects.filter(pk=cached[0], is_active=True).first()
         if user is not None and user.password == cached[1]:
+            user.backend = cached[2]  # as authenticate() does: login() needs it with several backends
             return user
     authenticated = authenticate(request, username=username, password=password)
     if not isinstance(authenticated, User) or not authenticated.is_active:
@@ -101,7 +102,7 @@ def authenticate_password(*, username: str, password: str, request: HttpRequest 
             raise locked
         return None
     throttling.record_success(username=username)
-    cache.set(key, (authenticated.pk, authenticated.password), PASSWORD_CACHE_SECONDS)
+    cache.set(key, (authenticated.pk, authenticated.password, authenticated.backend), PASSWORD_CACHE_SECONDS)
     return authenticated
 
 
