@@ -95,8 +95,8 @@ class DatabaseProxy:
         try:
             while data := source.recv(65536):
                 if from_app and self._trips(tail, data):
+                    self.tripped.set()  # before the cut: the server answers as soon as it sees the cut
                     self.cut()
-                    self.tripped.set()
                     return
                 tail = data[-256:]
                 sink.sendall(data)

@@ -1,7 +1,7 @@
 """PostgreSQL goes away in the middle of a push, for real: a running server (gunicorn, as `make run`
 serves) reaches its own PostgreSQL database through a TCP proxy in this test, which is cut at a
-precise query — the write that records a blob chunk, the tag insert inside a manifest push's
-transaction, the manifest insert of a skopeo push — and restored later.
+precise query — the write that records a blob chunk, the blob row of a completing upload, the tag
+insert inside a manifest push's transaction, the manifest insert of a skopeo push — and restored.
 
 The client gets a 503 with the registry's JSON error (never a stack trace), nothing half-written is
 visible once the database is back, the upload resumes from the offset the server reports, and the
@@ -35,6 +35,7 @@ DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 UPLOAD_WRITE = b'UPDATE "distribution_blobupload"'
 TAG_INSERT = b'INSERT INTO "repositories_tag" ('
 MANIFEST_INSERT = b'INSERT INTO "repositories_manifest" ('
+BLOB_INSERT = b'INSERT INTO "repositories_blob" ('
 
 
 def sha256(data: bytes) -> str:
@@ -42,13 +43,14 @@ def sha256(data: bytes) -> str:
 
 
 def _postgres() -> str:
-    """The PostgreSQL these tests create their database in: DATABASE_URL when it is PostgreSQL,
-    else the local server. Unreachable: a failure under CI=true, a skip elsewhere."""
+    """The PostgreSQL server these tests create their database in: DATABASE_URL's when it is
+    PostgreSQL, else the local one. Unreachable: a failure under CI=true, a skip elsewhere."""
     import psycopg
 
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
         base = DEFAULT_POSTGRES
+    base = urlparse(base)._replace(path="/postgres").geturl()  # the pass's own database may not exist yet
     try:
         psycopg.connect(base, connect_timeout=5).close()
     except psycopg.OperationalError as error:
@@ -199,6 +201,35 @@ def test_a_chunked_upload_cut_mid_chunk_answers_503_and_resumes_from_the_reporte
     assert pulled.status_code == 200 and pulled.content == data
     assert db.server.api("GET", "me/").status_code == 200
     assert browser.get(f"{db.server.url}/", timeout=30).status_code == 200  # the session survived
+
+
+def test_an_upload_cut_while_it_completes_stores_no_blob_and_completes_when_retried(db: Outage) -> None:
+    repository = db.create_repository("completing")
+    auth = db.token(repository)
+    data = os.urandom(100_000)
+    started = requests.post(f"{db.server.url}/v2/{repository}/blobs/uploads/", headers=auth, timeout=30)
+    assert started.status_code == 202, started.text
+    sent = requests.patch(db.server.url + started.headers["Location"], data=data, timeout=30,
+                          headers={**auth, "Content-Type": "application/octet-stream"})
+    assert sent.status_code == 202, sent.text
+    finish = db.server.url + sent.headers["Location"]
+
+    tripped = db.proxy.cut_when(BLOB_INSERT)  # the bytes are verified; the blob row is next
+    refused = requests.put(finish, params={"digest": sha256(data)}, headers=auth, timeout=60)
+    assert tripped.is_set()
+    assert_unavailable(refused)
+
+    db.proxy.restore()
+    db.wait_until_back(finish, auth)
+    blob_url = f"{db.server.url}/v2/{repository}/blobs/{sha256(data)}"
+    assert requests.head(blob_url, headers=auth, timeout=30).status_code == 404  # not visible
+    assert db.query("SELECT id FROM repositories_blob WHERE digest = %s", sha256(data)) == []
+    status = requests.get(finish, headers=auth, timeout=30)  # the session is still there, whole
+    assert (status.status_code, status.headers["Range"]) == (204, f"0-{len(data) - 1}"), status.text
+    done = requests.put(finish, params={"digest": sha256(data)}, headers=auth, timeout=30)  # the client retries
+    assert done.status_code == 201 and done.headers["Docker-Content-Digest"] == sha256(data), done.text
+    pulled = requests.get(blob_url, headers=auth, timeout=30)
+    assert pulled.status_code == 200 and pulled.content == data
 
 
 def test_a_manifest_put_cut_inside_its_transaction_leaves_no_manifest_and_no_tag(db: Outage) -> None:
