@@ -2,6 +2,7 @@
 import hashlib
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -90,9 +91,10 @@ def authenticate_password(*, username: str, password: str, request: HttpRequest 
     throttling.check(username=username, request=request)
     key = "basic-auth:" + hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
     cached = cache.get(key)
-    if cached is not None:
+    if cached is not None and len(cached) == 3:
         user = User.objects.filter(pk=cached[0], is_active=True).first()
         if user is not None and user.password == cached[1] and user.username == username:  # not renamed since
+            user.backend = cached[2]  # type: ignore[attr-defined]  # as authenticate() sets it: login() needs it
             return user
     authenticated = authenticate(request, username=username, password=password)
     if not isinstance(authenticated, User) or not authenticated.is_active:
@@ -101,7 +103,8 @@ def authenticate_password(*, username: str, password: str, request: HttpRequest 
             raise locked
         return None
     throttling.record_success(username=username)
-    cache.set(key, (authenticated.pk, authenticated.password), PASSWORD_CACHE_SECONDS)
+    backend = getattr(authenticated, "backend", settings.AUTHENTICATION_BACKENDS[0])
+    cache.set(key, (authenticated.pk, authenticated.password, backend), PASSWORD_CACHE_SECONDS)
     return authenticated
 
 

@@ -33,6 +33,7 @@ from registry_policies.integrations.errors import (
     RemoteProtocolError,
     RemoteServerError,
     RemoteUnreachable,
+    describe_connection_error,
 )
 from registry_policies.integrations.transport import (
     MANIFEST_MEDIA_TYPES,
@@ -407,8 +408,9 @@ class RegistryClient(Transport):
                 except StopIteration:
                     break
                 except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+                    why = describe_connection_error(error, self.url).message.split(": ", 1)[-1]
                     raise RemoteUnreachable(f"Downloading the blob {digest} broke off after {written} bytes: "
-                                            f"{error}.", url=self.url) from None
+                                            f"{why}", url=self.url) from None
                 hasher.update(chunk)
                 sink.write(chunk)
                 written += len(chunk)
