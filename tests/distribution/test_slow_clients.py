@@ -270,11 +270,16 @@ def test_a_401_sent_before_a_1mib_body_reaches_the_client_under_load(server, cpu
     registry = Registry(server, account)
     name = f"{account.username}/early"
     location = start_session(registry, name, registry.token(f"repository:{name}:pull,push"))
-    body = b"z" * (1024 * 1024)
+    piece = b"z" * (64 * 1024)
 
     def unauthenticated_patch(_: int) -> tuple[int, bytes]:
+        """1 MiB sent in pieces, as a busy client does: the 401 is answered after the headers, and
+        the server must keep reading until the body is in (a close would reset this connection)."""
         with connect(server) as sock:
-            sock.sendall(patch_head(location, None, len(body)) + body)
+            sock.sendall(patch_head(location, None, 16 * len(piece)))
+            for _ in range(16):
+                sock.sendall(piece)
+                time.sleep(0.02)
             status, _, answer = read_response(sock)
             return status, answer
 
