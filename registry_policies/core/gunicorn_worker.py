@@ -46,8 +46,12 @@ from gunicorn.workers import gthread
 MAX_HEADER_BUFFER = 64 * 1024
 # Step of the drain after an early answer (gunicorn's own drain reads 1 KiB at a time).
 DRAIN_STEP = 256 * 1024
-# Longest a half-closed connection is read from before it is closed.
-LINGER_SECONDS = 5.0
+# How long a pool thread drains a body after an early answer; a slower client is left to the linger.
+THREAD_DRAIN_SECONDS = 1.0
+# A half-closed connection is read from until it is quiet this long (at most the body read timeout),
+# LINGER_MAX_SECONDS in all, or the drain limit is reached.
+LINGER_IDLE_SECONDS = 5.0
+LINGER_MAX_SECONDS = 60.0
 # Bytes allowed in headers (besides printable ASCII); anything else is not HTTP/1 text.
 _TEXT = frozenset(b"\t\r\n" + bytes(range(0x20, 0x7F)))
 _REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
@@ -103,6 +107,7 @@ class Conn(gthread.TConn):
         self.header_timeout, self.body_timeout, self.drain_limit = _limits()
         self.on_linger: Callable[[Conn], None] | None = None
         self.linger_deadline = 0.0
+        self.linger_end = 0.0
         self.lingered = 0
 
     def init(self) -> None:
@@ -130,14 +135,15 @@ class Conn(gthread.TConn):
         return isinstance(unreader, TimedUnreader) and unreader.timed_out
 
     def drain_body(self) -> bool:
-        """Read and discard the rest of the request body, at most the drain limit and within the body
-        timeout; True when all of it was read (the connection can then serve another request)."""
+        """Read and discard the rest of the request body, at most the drain limit and for a second at
+        most (this holds a pool thread); True when all of it was read (the connection can then serve
+        another request). Otherwise the connection is closed and the main loop lingers on it."""
         body = getattr(getattr(self.parser, "mesg", None), "body", None)
         if body is None:
             return True
         if getattr(body, "failed", False) or self.timed_out():
             return False
-        deadline = time.monotonic() + self.body_timeout
+        deadline = time.monotonic() + min(self.body_timeout, THREAD_DRAIN_SECONDS)
         drained = 0
         try:
             while drained <= self.drain_limit and time.monotonic() < deadline:
@@ -253,7 +259,8 @@ class SlowClientSafeWorker(gthread.ThreadWorker):
         except (OSError, ValueError, KeyError):
             util.close(conn.sock)
             return
-        conn.linger_deadline = time.monotonic() + min(conn.body_timeout, LINGER_SECONDS)
+        conn.linger_end = time.monotonic() + LINGER_MAX_SECONDS
+        conn.linger_deadline = time.monotonic() + min(conn.body_timeout, LINGER_IDLE_SECONDS)
         self.linger_conns[conn] = None
 
     def _on_linger_bytes(self, conn: Conn, client: Any) -> None:
@@ -266,6 +273,9 @@ class SlowClientSafeWorker(gthread.ThreadWorker):
         conn.lingered += len(data)
         if not data or conn.lingered > conn.drain_limit:
             self._end_linger(conn)
+            return
+        conn.linger_deadline = min(conn.linger_end,
+                                   time.monotonic() + min(conn.body_timeout, LINGER_IDLE_SECONDS))
 
     def _end_linger(self, conn: Conn) -> None:
         self.linger_conns.pop(conn, None)

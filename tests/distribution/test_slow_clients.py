@@ -290,6 +290,24 @@ def test_a_401_sent_before_a_1mib_body_reaches_the_client_under_load(server, cpu
     assert offset.status_code == 204 and offset.headers["Range"] == "0-0"
 
 
+def test_a_401_before_a_body_sent_slowly_still_arrives_then_the_connection_closes(server):
+    """A body slower than the server's in-thread drain: the thread lets go, the main loop keeps
+    reading (half-closed) until the client is done, so the client reads its 401, then the end."""
+    account = new_account(server, "trickle")
+    registry = Registry(server, account)
+    name = f"{account.username}/early"
+    location = start_session(registry, name, registry.token(f"repository:{name}:pull,push"))
+    piece = b"z" * (64 * 1024)
+    with connect(server) as sock:
+        sock.sendall(patch_head(location, None, 16 * len(piece)))
+        for _ in range(16):
+            sock.sendall(piece)
+            time.sleep(0.15)
+        status, _, answer = read_response(sock)
+        assert status == 401 and b"UNAUTHORIZED" in answer
+        assert closed_by_server(sock)
+
+
 def test_oras_chunked_uploads_under_concurrent_load_all_succeed(server, cpu_load, tmp_path):
     import oras.provider
 
