@@ -298,6 +298,12 @@ class SlowClientSafeWorker(gthread.ThreadWorker):
                 conn.sock.send(_REQUEST_TIMEOUT)
             self._linger(conn)
 
+    def _cap_keepalive(self, deadline: float) -> None:
+        """At shutdown: kept-alive connections and those still sending headers get `deadline` at most."""
+        super()._cap_keepalive(deadline)
+        for conn in self.header_conns:
+            conn.header_deadline = min(conn.header_deadline, deadline)
+
     # --- in the pool thread
     def handle(self, conn: Any) -> Any:
         if isinstance(conn, Conn) and conn.initialized:
