@@ -256,3 +256,10 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- slow clients and early answers (registry_policies/core/gunicorn_worker.py, distribution/upload_slots.py)
+HTTP_HEADER_TIMEOUT_SECONDS = env.float("HTTP_HEADER_TIMEOUT_SECONDS", default=10.0)
+HTTP_BODY_READ_TIMEOUT_SECONDS = env.float("HTTP_BODY_READ_TIMEOUT_SECONDS", default=30.0)
+EARLY_RESPONSE_DRAIN_BYTES = env.int("EARLY_RESPONSE_DRAIN_BYTES", default=16 * 1024 * 1024)
+UPLOADS_PER_ACCOUNT = env.int("UPLOADS_PER_ACCOUNT", default=8)
+# --- end slow clients

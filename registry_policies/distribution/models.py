@@ -35,3 +35,21 @@ class BlobUpload(models.Model):
 
     def __str__(self) -> str:
         return f"upload {self.pk} to {self.repository_id}"
+
+
+class UploadSlot(models.Model):
+    """One of an account's concurrent-upload slots (`UPLOADS_PER_ACCOUNT`), held while a request body
+    streams in. A row is a lease: the holder renews `expires_at` while bytes arrive and deletes the
+    row when done; a row left by a process that died expires and is taken over. Being rows, slots
+    count across worker processes and nodes."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    slot = models.PositiveSmallIntegerField()
+    holder = models.UUIDField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "slot"], name="upload_slot_unique_per_user")]
+
+    def __str__(self) -> str:
+        return f"upload slot {self.slot} of user {self.user_id}"

@@ -53,13 +53,21 @@ _hashers_lock = threading.Lock()
 
 
 def request_chunks(request: HttpRequest) -> Iterator[bytes]:
-    """The request body in chunks of at most 1 MiB (chunked transfer encoding included)."""
+    """The request body in chunks of at most 1 MiB (chunked transfer encoding included). A body
+    that stops arriving (the server's per-read timeout) or is cut raises 408 BLOB_UPLOAD_INVALID."""
     stream: Any = request.META["wsgi.input"] if request.META.get("wsgi.input_terminated") else request
+    heartbeat = getattr(request, "upload_heartbeat", None)  # renews the upload slot's lease
     while True:
-        chunk = stream.read(CHUNK_SIZE)
+        try:
+            chunk = stream.read(CHUNK_SIZE)
+        except OSError as error:
+            raise RegistryError("BLOB_UPLOAD_INVALID", "the request body stopped arriving", status=408,
+                                detail={"reason": str(error)})
         if not chunk:
             return
         metrics.add_bytes(direction="upload", count=len(chunk))
+        if heartbeat is not None:
+            heartbeat()
         yield chunk
 
 

@@ -21,6 +21,7 @@ from registry_policies.distribution.access import may, require
 from registry_policies.distribution.errors import RegistryError, registry_endpoint
 from registry_policies.distribution.models import BlobUpload
 from registry_policies.distribution.names import check_digest, parse_name, split_name
+from registry_policies.distribution.upload_slots import upload_slot
 from registry_policies.distribution.views.common import (
     find_repository,
     name_unknown,
@@ -147,7 +148,8 @@ def start_upload(request: HttpRequest, name: str) -> HttpResponse:
                 and content.mount_blob(repository=repository, source=source, digest=mount) is not None):
             return _created(name, mount)
     elif "digest" in request.GET:
-        blob = uploads.monolithic_upload(repository=repository, request=request, digest=request.GET["digest"])
+        with upload_slot(request=request, user_id=caller.user_id):
+            blob = uploads.monolithic_upload(repository=repository, request=request, digest=request.GET["digest"])
         return _created(name, blob.digest)
     upload = uploads.start_upload(repository=repository, actor=caller.user())
     return _upload_response(name, upload, 0, 202)
@@ -180,15 +182,17 @@ def _content_range(request: HttpRequest) -> tuple[int, int] | None:
 @registry_endpoint
 def upload_session(request: HttpRequest, name: str, upload_id: str) -> HttpResponse:
     parse_name(name)
-    require(request, name, "push")
+    caller = require(request, name, "push")
     upload = _session(name, upload_id)
     if request.method == "GET":
         return _upload_response(name, upload, uploads.upload_size(upload), 204)
     if request.method == "PATCH":
-        offset = uploads.append_chunk(upload=upload, request=request, content_range=_content_range(request))
+        with upload_slot(request=request, user_id=caller.user_id):
+            offset = uploads.append_chunk(upload=upload, request=request, content_range=_content_range(request))
         return _upload_response(name, upload, offset, 202)
     if request.method == "PUT":
-        blob = uploads.finish_upload(upload=upload, request=request, digest=request.GET.get("digest"))
+        with upload_slot(request=request, user_id=caller.user_id):
+            blob = uploads.finish_upload(upload=upload, request=request, digest=request.GET.get("digest"))
         return _created(name, blob.digest)
     if request.method == "DELETE":
         uploads.cancel_upload(upload=upload)

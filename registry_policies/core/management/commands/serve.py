@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--no-worker", action="store_true", help="Serve only; do not start qcluster.")
         parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
-        parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "8")))
+        parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "16")))
 
     def handle(self, *args: Any, **options: Any) -> None:
         from registry_policies.core import metrics
@@ -31,10 +31,8 @@ class Command(BaseCommand):
         bind = f"{settings.HOST}:{settings.PORT}"
         commands = [[
             sys.executable, "-m", "gunicorn", "registry_policies.wsgi:application",
-            "--worker-class", "gthread", "--workers", str(options["workers"]), "--threads", str(options["threads"]),
-            "--bind", bind, "--timeout", "300", "--graceful-timeout", "5", "--keep-alive", "5",
-            "--access-logfile", "-", "--forwarded-allow-ips", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-            "--config", "python:registry_policies.core.gunicorn_config",
+            "-c", "python:registry_policies.core.gunicorn_config",
+            "--workers", str(options["workers"]), "--threads", str(options["threads"]), "--bind", bind,
         ]]
         if not options["no_worker"]:
             commands.append([sys.executable, "manage.py", "qcluster"])
