@@ -130,12 +130,13 @@ def assert_no_trace(response: requests.Response) -> None:
 def test_a_node_without_its_database_answers_503_and_recovers(proxied_server) -> None:  # type: ignore[no-untyped-def]
     server, proxy = proxied_server
     browser = sign_in(server)
-    created = server.api("POST", "repositories/", json={"namespace": "admin", "name": "app", "visibility": "private"})
+    owner = server.admin_username
+    created = server.api("POST", "repositories/", json={"namespace": owner, "name": "app", "visibility": "private"})
     assert created.status_code == 201, created.text
-    token = requests.get(f"{server.url}/auth/token?service=registry_policies&scope=repository:admin/app:pull",
+    token = requests.get(f"{server.url}/auth/token?service=registry_policies&scope=repository:{owner}/app:pull",
                          auth=server.admin_auth, timeout=10).json()["token"]
-    tags_url, bearer = f"{server.url}/v2/admin/app/tags/list", {"Authorization": f"Bearer {token}"}
-    assert requests.get(tags_url, headers=bearer, timeout=10).json() == {"name": "admin/app", "tags": []}
+    tags_url, bearer = f"{server.url}/v2/{owner}/app/tags/list", {"Authorization": f"Bearer {token}"}
+    assert requests.get(tags_url, headers=bearer, timeout=10).json() == {"name": f"{owner}/app", "tags": []}
     assert server.api("GET", "repositories/").status_code == 200
     assert browser.get(f"{server.url}/", timeout=10).status_code == 200
     assert requests.get(f"{server.url}/-/readyz", timeout=10).status_code == 200
@@ -166,6 +167,6 @@ def test_a_node_without_its_database_answers_503_and_recovers(proxied_server) ->
         time.sleep(0.2)
     # Every thread of both workers held a connection the cut broke: none of them may fail now.
     for _ in range(40):
-        assert requests.get(tags_url, headers=bearer, timeout=10).json() == {"name": "admin/app", "tags": []}
+        assert requests.get(tags_url, headers=bearer, timeout=10).json() == {"name": f"{owner}/app", "tags": []}
         assert server.api("GET", "repositories/").status_code == 200
     assert browser.get(f"{server.url}/", timeout=10).status_code == 200  # the session survived in the database

@@ -58,19 +58,20 @@ def test_a_push_moves_request_byte_task_and_promotion_metrics(server: RunningSer
     before = scrape(server)
     assert value(before, "registry_blob_bytes_total", direction="upload") == 0
     assert ("registry_task_queue_depth", frozenset({("broker", "orm")})) in samples(before)
+    owner = server.admin_username
     for name in ("app", "released"):
-        created = server.api("POST", "repositories/", json={"namespace": "admin", "name": name,
+        created = server.api("POST", "repositories/", json={"namespace": owner, "name": name,
                                                             "visibility": "private"})
         assert created.status_code == 201, created.text
-    policy = server.api("POST", "repositories/admin/app/promotion-policies/",
-                        json={"rules": [], "target_repository": "admin/released", "tag_template": "",
+    policy = server.api("POST", f"repositories/{owner}/app/promotion-policies/",
+                        json={"rules": [], "target_repository": f"{owner}/released", "tag_template": "",
                               "enabled": True})
     assert policy.status_code == 201, policy.text
 
     image = make_image(layers=2, layer_size=200_000)
     layout = write_layout(tmp_path / "in", tag="v1", image=image)
     creds = f"{server.admin_username}:{server.admin_password}"
-    reference = f"docker://{server.host_port}/admin/app:v1"
+    reference = f"docker://{server.host_port}/{owner}/app:v1"
     push = subprocess.run([skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout}:v1",
                            reference], capture_output=True, text=True, timeout=120)
     assert push.returncode == 0, push.stderr + server.log()

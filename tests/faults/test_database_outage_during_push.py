@@ -80,10 +80,10 @@ class Outage:
         return {"Authorization": f"Bearer {response.json()['token']}"}
 
     def create_repository(self, name: str) -> str:
-        created = self.server.api("POST", "repositories/", json={"namespace": "admin", "name": name,
+        created = self.server.api("POST", "repositories/", json={"namespace": self.server.admin_username, "name": name,
                                                                  "visibility": "private"})
         assert created.status_code == 201, created.text
-        return f"admin/{name}"
+        return f"{self.server.admin_username}/{name}"
 
     def wait_until_back(self, url: str, headers: dict[str, str]) -> None:
         """The first answers after the restore may still be 503 (a worker thread meets its broken
