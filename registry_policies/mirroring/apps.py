@@ -9,9 +9,10 @@ class MirroringConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from registry_policies.core import events
+        from registry_policies.core import events, sweep
         from registry_policies.mirroring import schedules, tasks
 
+        sweep.register("mirror runs", tasks.sweep_runs)
         events.subscribe("TAG_PUSH", tasks.on_tag_push)
         events.subscribe("SCAN_COMPLETED", tasks.on_scan_completed)
         events.subscribe("SCAN_FAILED", tasks.on_scan_failed)

@@ -2,9 +2,8 @@
 import logging
 from typing import Any
 
-from django_q.tasks import async_task
-
 from registry_policies.core.events import Event
+from registry_policies.core.queue import send
 from registry_policies.policies import services
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def on_tag_push(event: Event) -> None:
     origin: dict[str, Any] = contents.get("origin_detail") or {}
     cause = str(contents.get("cause") or "")
     full_name = contents.get("full_name") or contents.get("repository")
-    async_task(
+    send(
         "registry_policies.policies.tasks.run_policies_for_tag",
         repository_id, contents["tag"], contents["digest"], list(origin.get("chain", [])),
         cause if cause in ("push", "manual", "scan") else "push",
@@ -46,11 +45,11 @@ def fail_pending_for_digest(digest: str, reason: str) -> int:
 def on_scan_failed(event: Event) -> None:
     digest = event.contents.get("digest")
     if digest:
-        async_task("registry_policies.policies.tasks.fail_pending_for_digest", digest,
+        send("registry_policies.policies.tasks.fail_pending_for_digest", digest,
                    str(event.contents.get("reason", "")))
 
 
 def on_scan_finished(event: Event) -> None:
     digest = event.contents.get("digest")
     if digest:
-        async_task("registry_policies.policies.tasks.resume_pending_for_digest", digest)
+        send("registry_policies.policies.tasks.resume_pending_for_digest", digest)
