@@ -21,5 +21,8 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from registry_policies.core import jobs, sweep
+
+        sweep.register("event follow-ups", jobs.sweep_jobs)
         post_migrate.connect(ensure_sweep_schedule, sender=apps.get_app_config("django_q"),
                              dispatch_uid="registry_policies.core.ensure_sweep_schedule")

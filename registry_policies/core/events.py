@@ -3,6 +3,12 @@
 Services call `emit(...)`; other apps subscribe with `subscribe(event_type, handler)`
 from their `AppConfig.ready`. Handlers run after commit (and never for work
 that rolled back); they typically enqueue a django-q2 task.
+
+`subscribe_durable(event_type, handler, when=…)` is for follow-up work that must
+not be lost (policies and push mirrors after a tag push): `emit()` writes a job
+row for it inside the cause's transaction (when `when(contents)` holds), and a
+worker runs the handler from that row (core/jobs.py), once, whatever happens to
+the broker or to the worker.
 """
 import logging
 from collections import defaultdict
@@ -25,8 +31,17 @@ class Event:
 
 
 Handler = Callable[[Event], None]
+Condition = Callable[[dict[str, Any]], bool]
 _handlers: dict[str, list[Handler]] = defaultdict(list)
+_durable: dict[str, list[tuple[Handler, Condition | None]]] = defaultdict(list)
 ALL = "*"
+
+
+def subscribe_durable(event_type: str, handler: Handler, *, when: Condition | None = None) -> None:
+    """Run module-level `handler` on a worker for each `event_type` whose contents satisfy `when`
+    (checked at emit time, in the cause's transaction: keep it one cheap query); idempotent."""
+    if all(existing is not handler for existing, _ in _durable[event_type]):
+        _durable[event_type].append((handler, when))
 
 
 def subscribe(event_type: str, handler: Handler) -> None:
@@ -38,6 +53,11 @@ def subscribe(event_type: str, handler: Handler) -> None:
 def emit(event_type: str, *, contents: dict[str, Any], actor: str | None = None) -> None:
     """Schedule delivery of an event to its subscribers after commit."""
     event = Event(type=event_type, contents=contents, actor=actor)
+    for handler, when in _durable.get(event_type, []):
+        if when is None or when(contents):
+            from registry_policies.core import jobs
+
+            jobs.record(handler=handler, event_type=event_type, contents=contents, actor=actor)
     transaction.on_commit(lambda: _dispatch(event))
 
 

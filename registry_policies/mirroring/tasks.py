@@ -1,7 +1,7 @@
 """django-q2 tasks of mirroring: thin, take primary keys, claim their row, idempotent.
 
-- `evaluate_push_policies(repository_id, tag, digest, trigger)` — queued after commit of a
-  TAG_PUSH in a repository with active push mirror policies;
+- `on_tag_push` — the durable follow-up (core/jobs.py) of a TAG_PUSH in a repository with
+  active push mirror policies: `evaluate_push_policies(repository_id, tag, digest, trigger)`;
 - `resume_pending_push_runs(digest)` — queued after SCAN_COMPLETED;
 - `run_mirror(run_id)` — claims one run (push or pull) and carries it out, then drains the
   queued runs of the same mirror that could not be claimed meanwhile;
@@ -93,17 +93,20 @@ def sweep_runs() -> int:
 
 # -- event handlers (after commit) ---------------------------------------------------------------
 
+def has_active_push_policies(contents: dict[str, Any]) -> bool:
+    """Checked in the push's transaction: does the pushed repository mirror its tags anywhere?"""
+    return PushMirrorPolicy.objects.filter(source_id=contents.get("repository_id"), enabled=True,
+                                           paused_reason="").exists()
+
+
 def on_tag_push(event: Event) -> None:
-    """Any tag push (client, promotion, pull mirror): evaluate the repository's push mirrors."""
+    """Durable follow-up of any tag push (client, promotion, pull mirror), run by a worker from its
+    job row (core/jobs.py): evaluate the repository's push mirrors on the tag."""
     contents: dict[str, Any] = event.contents
     repository_id = contents.get("repository_id")
     if repository_id is None or not contents.get("tag") or not contents.get("digest"):
         return
-    if not PushMirrorPolicy.objects.filter(source_id=repository_id, enabled=True, paused_reason="").exists():
-        return
-    send("registry_policies.mirroring.tasks.evaluate_push_policies", repository_id, contents["tag"],
-               contents["digest"], MirrorRun.Trigger.PUSH,
-               task_name=f"push-mirrors:{contents.get('full_name', repository_id)}:{contents['tag']}"[:100])
+    evaluate_push_policies(repository_id, contents["tag"], contents["digest"], MirrorRun.Trigger.PUSH)
 
 
 def on_scan_completed(event: Event) -> None:
