@@ -11,6 +11,7 @@ INSTALL_HINTS = {
     "docker-registry": "apt-get install docker-registry",
     "htpasswd": "apt-get install apache2-utils",
     "openssl": "apt-get install openssl",
+    "redis-server": "apt-get install redis-server",
 }
 
 
