@@ -90,9 +90,18 @@ class Node:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, *, role: str, env: dict[str, str], log_dir: Path, name: str) -> Node:
+    def start(cls, *, role: str, env: dict[str, str], log_dir: Path, name: str,
+              data_files: dict[str, bytes] | None = None) -> Node:
+        """Start a node; with `data_files`, it gets a data dir of its own holding those files (e.g.
+        the JWT signing key every node must share), so nothing else on local disk is shared."""
         port = free_port() if role in ("web", "all") else None
         node_env = {**env}
+        if data_files is not None:
+            data_dir = log_dir / f"{name}-data"
+            data_dir.mkdir(exist_ok=True)
+            for file_name, content in data_files.items():
+                (data_dir / file_name).write_bytes(content)
+            node_env["REGISTRY_DATA_DIR"] = str(data_dir)
         if port:
             node_env.update(PORT=str(port), HOST="127.0.0.1")
         command = [*MANAGE, "serve"] + ([f"--{role}"] if role != "all" else [])
@@ -142,6 +151,7 @@ class Cluster:
 
     env: dict[str, str]
     log_dir: Path
+    data_files: dict[str, bytes] | None = None  # None: every node uses env's REGISTRY_DATA_DIR
     webs: list[Node] = field(default_factory=list)
     workers: list[Node] = field(default_factory=list)
 
@@ -151,12 +161,13 @@ class Cluster:
 
     def start(self, *, webs: int, workers: int) -> None:
         for index in range(webs):
-            self.webs.append(Node.start(role="web", env=self.env, log_dir=self.log_dir, name=f"web{index}"))
+            self.webs.append(Node.start(role="web", env=self.env, log_dir=self.log_dir, name=f"web{index}",
+                                        data_files=self.data_files))
         for index in range(workers):
             self.workers.append(self.start_worker(name=f"worker{index}"))
 
     def start_worker(self, *, name: str) -> Node:
-        return Node.start(role="worker", env=self.env, log_dir=self.log_dir, name=name)
+        return Node.start(role="worker", env=self.env, log_dir=self.log_dir, name=name, data_files=self.data_files)
 
     def stop(self) -> None:
         for node in [*self.webs, *self.workers]:
