@@ -32,16 +32,19 @@ class Event:
 
 Handler = Callable[[Event], None]
 Condition = Callable[[dict[str, Any]], bool]
+Namer = Callable[[dict[str, Any]], str]
 _handlers: dict[str, list[Handler]] = defaultdict(list)
-_durable: dict[str, list[tuple[Handler, Condition | None]]] = defaultdict(list)
+_durable: dict[str, list[tuple[Handler, Condition | None, Namer | None]]] = defaultdict(list)
 ALL = "*"
 
 
-def subscribe_durable(event_type: str, handler: Handler, *, when: Condition | None = None) -> None:
+def subscribe_durable(event_type: str, handler: Handler, *, when: Condition | None = None,
+                      name: Namer | None = None) -> None:
     """Run module-level `handler` on a worker for each `event_type` whose contents satisfy `when`
-    (checked at emit time, in the cause's transaction: keep it one cheap query); idempotent."""
-    if all(existing is not handler for existing, _ in _durable[event_type]):
-        _durable[event_type].append((handler, when))
+    (checked at emit time, in the cause's transaction: keep it one cheap query); `name(contents)`
+    names the task on the broker. Idempotent."""
+    if all(existing is not handler for existing, _, _ in _durable[event_type]):
+        _durable[event_type].append((handler, when, name))
 
 
 def subscribe(event_type: str, handler: Handler) -> None:
@@ -53,11 +56,12 @@ def subscribe(event_type: str, handler: Handler) -> None:
 def emit(event_type: str, *, contents: dict[str, Any], actor: str | None = None) -> None:
     """Schedule delivery of an event to its subscribers after commit."""
     event = Event(type=event_type, contents=contents, actor=actor)
-    for handler, when in _durable.get(event_type, []):
+    for handler, when, name in _durable.get(event_type, []):
         if when is None or when(contents):
             from registry_policies.core import jobs
 
-            jobs.record(handler=handler, event_type=event_type, contents=contents, actor=actor)
+            jobs.record(handler=handler, event_type=event_type, contents=contents, actor=actor,
+                        name=name(contents) if name else "")
     transaction.on_commit(lambda: _dispatch(event))
 
 

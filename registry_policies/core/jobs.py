@@ -35,15 +35,16 @@ def handler_path(handler: Callable[..., Any]) -> str:
     return f"{handler.__module__}.{handler.__qualname__}"
 
 
-def record(*, handler: Callable[..., Any], event_type: str, contents: dict[str, Any], actor: str | None) -> None:
+def record(*, handler: Callable[..., Any], event_type: str, contents: dict[str, Any], actor: str | None,
+           name: str = "") -> None:
     """Write the job in the current transaction and ring the broker after commit."""
     job = Job.objects.create(handler=handler_path(handler), event_type=event_type, contents=contents,
-                             actor=actor or "")
-    transaction.on_commit(lambda: _send(job.pk, event_type))
+                             actor=actor or "", name=name[:100])
+    transaction.on_commit(lambda: _send(job))
 
 
-def _send(job_id: int, event_type: str) -> None:
-    send(RUN_TASK, job_id, task_name=f"job-{job_id}-{event_type}"[:100])
+def _send(job: Job) -> None:
+    send(RUN_TASK, job.pk, task_name=job.name or f"job-{job.pk}-{job.event_type}"[:100])
 
 
 def _lost(now: Any) -> Q:
@@ -89,5 +90,5 @@ def sweep_jobs() -> int:
         if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, queued_at=job.queued_at).update(queued_at=now):
             resend.append(job)
     for job in resend:
-        _send(job.pk, job.event_type)
+        _send(job)
     return len(resend)

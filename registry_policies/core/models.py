@@ -15,6 +15,7 @@ class Job(models.Model):
         FAILED = "failed", "Failed"
 
     handler = models.CharField(max_length=200, help_text="Dotted path of the event handler to run.")
+    name = models.CharField(max_length=100, blank=True, help_text="Task name on the broker, for people.")
     event_type = models.CharField(max_length=40)
     contents = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     actor = models.CharField(max_length=150, blank=True)

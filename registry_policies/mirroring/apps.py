@@ -13,7 +13,8 @@ class MirroringConfig(AppConfig):
         from registry_policies.mirroring import schedules, tasks
 
         sweep.register("mirror runs", tasks.sweep_runs)
-        events.subscribe_durable("TAG_PUSH", tasks.on_tag_push, when=tasks.has_active_push_policies)
+        events.subscribe_durable("TAG_PUSH", tasks.on_tag_push, when=tasks.has_active_push_policies,
+                                 name=tasks.task_name)
         events.subscribe("SCAN_COMPLETED", tasks.on_scan_completed)
         events.subscribe("SCAN_FAILED", tasks.on_scan_failed)
         post_migrate.connect(schedules.ensure_schedules, sender=self,

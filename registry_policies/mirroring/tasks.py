@@ -99,6 +99,10 @@ def has_active_push_policies(contents: dict[str, Any]) -> bool:
                                            paused_reason="").exists()
 
 
+def task_name(contents: dict[str, Any]) -> str:
+    return f"push-mirrors:{contents.get('full_name', contents.get('repository_id'))}:{contents.get('tag')}"[:100]
+
+
 def on_tag_push(event: Event) -> None:
     """Durable follow-up of any tag push (client, promotion, pull mirror), run by a worker from its
     job row (core/jobs.py): evaluate the repository's push mirrors on the tag."""

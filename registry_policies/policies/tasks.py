@@ -27,6 +27,11 @@ def has_active_policies(contents: dict[str, Any]) -> bool:
                                           paused_reason="").exists()
 
 
+def task_name(contents: dict[str, Any]) -> str:
+    full_name = contents.get("full_name") or contents.get("repository")
+    return f"policies:{full_name}:{contents.get('tag')}"[:100]
+
+
 def on_tag_push(event: Event) -> None:
     """Durable follow-up of any tag push (client, promotion, mirror), run by a worker from its job
     row (core/jobs.py): evaluate the repository's policies on the tag."""
