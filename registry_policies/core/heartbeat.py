@@ -52,10 +52,12 @@ def beating(model: type[models.Model], *, pk: Any, claim: dict[str, Any],
     def beat() -> None:
         try:
             while not stop.wait(HEARTBEAT_SECONDS):
-                if not model._default_manager.filter(pk=pk, **claim).update(**{field: timezone.now()}):
-                    return  # the claim is gone (finished, or taken over): nothing left to keep alive
-        except Exception:
-            logger.exception("heartbeat of %s %s failed", model.__name__, pk)
+                try:
+                    if not model._default_manager.filter(pk=pk, **claim).update(**{field: timezone.now()}):
+                        return  # the claim is gone (finished, or taken over): nothing left to keep alive
+                except Exception:  # a busy or briefly unreachable database: try again next beat
+                    logger.warning("heartbeat of %s %s failed; retrying", model.__name__, pk, exc_info=True)
+                    connection.close()
         finally:
             connection.close()  # this thread's own connection
 

@@ -172,3 +172,21 @@ def test_the_sweep_schedule_exists_once():
     ensure_sweep_schedule()
     schedule = Schedule.objects.get(name=sweep.SCHEDULE_NAME)
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (sweep.SCHEDULE_FUNC, "I", 1)
+
+
+def test_the_heartbeat_keeps_a_claimed_run_fresh_and_stops_when_the_claim_is_lost(pull_run, monkeypatch):
+    import time
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.05)
+    run = runs.claim(pull_run.pk)
+    assert run is not None
+    old = timezone.now() - timedelta(seconds=30)
+    MirrorRun.objects.filter(pk=run.pk).update(heartbeat_at=old)
+    with runs.keep_alive(run):
+        time.sleep(0.5)
+        fresh = MirrorRun.objects.get(pk=run.pk).heartbeat_at
+        assert fresh is not None and fresh > old + timedelta(seconds=29)
+        MirrorRun.objects.filter(pk=run.pk).update(claimed_at=timezone.now(), heartbeat_at=old)  # taken over
+        time.sleep(0.5)
+        assert MirrorRun.objects.get(pk=run.pk).heartbeat_at == old  # not ours any more: no beat
