@@ -294,7 +294,8 @@ def run(pushes: int, big_mib: int) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "database": "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres")
                     else "sqlite"},
-        "settings": {"q_cluster_poll_s": 0.2, "q_workers": int(os.environ.get("Q_WORKERS", "2")),
+        "settings": {"q_cluster_poll_s": float(os.environ.get("Q_POLL", "0.05")),
+                     "q_workers": int(os.environ.get("Q_WORKERS", "2")),
                      "client_poll_interval_ms": POLL_INTERVAL * 1000},
         "target_p50_ms": TARGET_P50_MS,
         "promotion_after_skopeo_push": skopeo_summary,

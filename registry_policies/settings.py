@@ -234,12 +234,21 @@ Q_CLUSTER = {
     "ack_failures": True,
     "save_limit": 1000,
     "sync": env.bool("Q_SYNC", default=False),
-    "poll": 0.2,
+    "poll": env.float("Q_POLL", default=0.05),
     "log_level": "INFO",
 }
+# --- scale-out (nodes): with REDIS_URL, django-q2 uses its Redis broker (blocking pop, no polling);
+# the database stays the truth (rows + heartbeats + the sweep of core/sweep.py), see README.
+if REDIS_URL:
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = REDIS_URL
+    # the Redis cache below, but a Redis outage is a cache miss, not a 500 (core/cache.py)
+    REDIS_CACHE_BACKEND = "registry_policies.core.cache.TolerantRedisCache"
+# --- end scale-out (nodes)
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": REDIS_CACHE_BACKEND, "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

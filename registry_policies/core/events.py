@@ -3,6 +3,12 @@
 Services call `emit(...)`; other apps subscribe with `subscribe(event_type, handler)`
 from their `AppConfig.ready`. Handlers run after commit (and never for work
 that rolled back); they typically enqueue a django-q2 task.
+
+`subscribe_durable(event_type, handler, when=…)` is for follow-up work that must
+not be lost (policies and push mirrors after a tag push): `emit()` writes a job
+row for it inside the cause's transaction (when `when(contents)` holds), and a
+worker runs the handler from that row (core/jobs.py), once, whatever happens to
+the broker or to the worker.
 """
 import logging
 from collections import defaultdict
@@ -26,7 +32,10 @@ class Event:
 
 Handler = Callable[[Event], None]
 Interest = Callable[[str], bool]
+Condition = Callable[[dict[str, Any]], bool]
+Namer = Callable[[dict[str, Any]], str]
 _handlers: dict[str, list[Handler]] = defaultdict(list)
+_durable: dict[str, list[tuple[Handler, Condition | None, Namer | None]]] = defaultdict(list)
 _interests: list[Interest] = []
 ALL = "*"
 
@@ -42,9 +51,18 @@ def wanted(event_type: str) -> bool:
     """Whether any subscriber wants `event_type`. Hot paths (every pull) ask this before building
     an event, so that nobody pays for events nobody listens to. Subscribers registered for
     `event_type` itself always want it; `ALL` subscribers say so through `register_interest`."""
-    if _handlers.get(event_type):
+    if _handlers.get(event_type) or _durable.get(event_type):
         return True
     return any(interest(event_type) for interest in _interests)
+
+
+def subscribe_durable(event_type: str, handler: Handler, *, when: Condition | None = None,
+                      name: Namer | None = None) -> None:
+    """Run module-level `handler` on a worker for each `event_type` whose contents satisfy `when`
+    (checked at emit time, in the cause's transaction: keep it one cheap query); `name(contents)`
+    names the task on the broker. Idempotent."""
+    if all(existing is not handler for existing, _, _ in _durable[event_type]):
+        _durable[event_type].append((handler, when, name))
 
 
 def subscribe(event_type: str, handler: Handler) -> None:
@@ -56,6 +74,12 @@ def subscribe(event_type: str, handler: Handler) -> None:
 def emit(event_type: str, *, contents: dict[str, Any], actor: str | None = None) -> None:
     """Schedule delivery of an event to its subscribers after commit."""
     event = Event(type=event_type, contents=contents, actor=actor)
+    for handler, when, name in _durable.get(event_type, []):
+        if when is None or when(contents):
+            from registry_policies.core import jobs
+
+            jobs.record(handler=handler, event_type=event_type, contents=contents, actor=actor,
+                        name=name(contents) if name else "")
     transaction.on_commit(lambda: _dispatch(event))
 
 

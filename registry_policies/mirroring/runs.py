@@ -3,9 +3,11 @@
 A worker claims a run with a compare-and-swap (``UPDATE … WHERE status='queued'``); the partial
 unique indexes on MirrorRun make the database refuse a second running run of the same mirror, so
 such a claim fails and the run stays queued until the running one finishes and drains the queue.
-A run whose worker died (killed, timed out) keeps `running` past its lease: `recover_stale_runs`
-queues it again, at most `MAX_ATTEMPTS` times. Finishing is conditional on still holding the
-claim, so a worker that lost its lease cannot overwrite the outcome of the next one.
+The worker keeps a heartbeat on its run (core/heartbeat.py); a run whose worker died (killed,
+timed out, machine gone) stops beating, and `recover_stale_runs` (a sweeper of core/sweep.py)
+queues it again with the detail "retrying after worker loss", at most `MAX_ATTEMPTS` times.
+Finishing is conditional on still holding the claim, so a worker that lost its lease cannot
+overwrite the outcome of the next one.
 """
 from __future__ import annotations
 
@@ -18,13 +20,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from registry_policies.core import metrics
+from registry_policies.core import heartbeat, metrics
 from registry_policies.mirroring.models import MirrorRun
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-STALE_QUEUED_SECONDS = 300
+STALE_QUEUED_SECONDS = 60
 MAX_ERROR_LENGTH = 4000
 
 
@@ -48,22 +50,35 @@ class Transfer:
 
 
 def claim(run_id: int) -> MirrorRun | None:
-    """Take run `run_id` for this worker: queued (or running with an expired lease) → running.
+    """Take run `run_id` for this worker: queued (or running with a stale heartbeat) → running.
 
     Returns the claimed run, or None when it is not claimable: finished or pending, claimed by
     another worker, or another run of the same mirror is running (the database refuses it)."""
     now = timezone.now()
-    claimable = Q(status=MirrorRun.Status.QUEUED) | Q(
-        status=MirrorRun.Status.RUNNING, claimed_at__lt=now - timedelta(seconds=lease_seconds()))
+    claimable = Q(status=MirrorRun.Status.QUEUED) | (Q(status=MirrorRun.Status.RUNNING) & _lost(now))
     try:
         with transaction.atomic():
             updated = MirrorRun.objects.filter(claimable, pk=run_id).update(
-                status=MirrorRun.Status.RUNNING, claimed_at=now, started_at=now, attempts=F("attempts") + 1)
+                status=MirrorRun.Status.RUNNING, claimed_at=now, started_at=now, heartbeat_at=now,
+                attempts=F("attempts") + 1)
     except IntegrityError:
         return None
     if not updated:
         return None
     return MirrorRun.objects.select_related("repository__namespace", "push_policy", "pull_mirror").get(pk=run_id)
+
+
+def _lost(now: datetime) -> Q:
+    """Running runs whose worker is gone: heartbeat stale, or (rows from before heartbeats) the
+    claim older than the lease."""
+    return (Q(heartbeat_at__lt=heartbeat.stale_before(now))
+            | Q(heartbeat_at__isnull=True, claimed_at__lt=now - timedelta(seconds=lease_seconds())))
+
+
+def keep_alive(run: MirrorRun) -> heartbeat.Beating:
+    """Heartbeat of the claimed `run` while it executes (stops when the claim is lost)."""
+    return heartbeat.beating(MirrorRun, pk=run.pk,
+                             claim={"status": MirrorRun.Status.RUNNING, "claimed_at": run.claimed_at})
 
 
 def finish(run: MirrorRun, *, status: str, error: str = "", error_code: str = "",
@@ -98,13 +113,12 @@ def close_unstarted(run: MirrorRun, *, status: str, error: str = "", error_code:
 
 
 def recover_stale_runs() -> list[int]:
-    """Runs whose worker stopped (running past the lease) are queued again, or failed after
-    MAX_ATTEMPTS; queued runs nobody claimed for a while are handed out again. Returns the ids
-    of runs to (re-)queue as tasks."""
+    """Runs whose worker stopped (heartbeat stale) are queued again with the detail "retrying after
+    worker loss", or failed after MAX_ATTEMPTS; queued runs nobody claimed for a while are handed
+    out again. Returns the ids of runs to (re-)queue as tasks."""
     now = timezone.now()
-    expired = now - timedelta(seconds=lease_seconds())
     requeue: list[int] = []
-    for run in MirrorRun.objects.filter(status=MirrorRun.Status.RUNNING, claimed_at__lt=expired):
+    for run in MirrorRun.objects.filter(_lost(now), status=MirrorRun.Status.RUNNING):
         if run.attempts >= MAX_ATTEMPTS:
             if MirrorRun.objects.filter(pk=run.pk, status=MirrorRun.Status.RUNNING,
                                         claimed_at=run.claimed_at).update(
@@ -113,7 +127,7 @@ def recover_stale_runs() -> list[int]:
                 metrics.record_outcome(kind="mirror_run", outcome=MirrorRun.Status.FAILED, direction=run.direction)
         elif MirrorRun.objects.filter(pk=run.pk, status=MirrorRun.Status.RUNNING,
                                       claimed_at=run.claimed_at).update(status=MirrorRun.Status.QUEUED,
-                                                                        queued_at=now):
+                                                                        queued_at=now, detail=heartbeat.WORKER_LOST):
             requeue.append(run.pk)
     stale_queue = now - timedelta(seconds=STALE_QUEUED_SECONDS)
     for run in MirrorRun.objects.filter(status=MirrorRun.Status.QUEUED, queued_at__lt=stale_queue):

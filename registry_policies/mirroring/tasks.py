@@ -1,12 +1,17 @@
 """django-q2 tasks of mirroring: thin, take primary keys, claim their row, idempotent.
 
-- `evaluate_push_policies(repository_id, tag, digest, trigger)` — queued after commit of a
-  TAG_PUSH in a repository with active push mirror policies;
+- `on_tag_push` — the durable follow-up (core/jobs.py) of a TAG_PUSH in a repository with
+  active push mirror policies: `evaluate_push_policies(repository_id, tag, digest, trigger)`;
 - `resume_pending_push_runs(digest)` — queued after SCAN_COMPLETED;
 - `run_mirror(run_id)` — claims one run (push or pull) and carries it out, then drains the
   queued runs of the same mirror that could not be claimed meanwhile;
-- `poll_due_mirrors()` — the periodic schedule (every minute): claims due pull mirrors, queues
-  their syncs, and recovers runs whose worker died.
+- `poll_due_mirrors()` — the periodic schedule (every minute): claims due pull mirrors and queues
+  their syncs;
+- `sweep_runs()` — the sweeper (core/sweep.py): queues again runs whose worker died (stale
+  heartbeat) or that nobody claimed.
+
+Sending to the broker goes through `core.queue.send`: a broker outage is logged, and the run's row
+(written before sending) is queued again by the sweep.
 """
 from __future__ import annotations
 
@@ -14,9 +19,8 @@ import logging
 import time
 from typing import Any
 
-from django_q.tasks import async_task
-
 from registry_policies.core.events import Event
+from registry_policies.core.queue import send
 from registry_policies.mirroring import pull, push, runs
 from registry_policies.mirroring.models import MirrorRun, PushMirrorPolicy
 
@@ -28,7 +32,7 @@ DRAIN_BUDGET_SECONDS = 300
 
 def queue_run(run_id: int) -> None:
     """Hand run `run_id` to a worker (inline when Q_CLUSTER sync is on)."""
-    async_task(RUN_TASK, run_id, task_name=f"mirror-run-{run_id}")
+    send(RUN_TASK, run_id, task_name=f"mirror-run-{run_id}")
 
 
 def run_mirror(run_id: int) -> str:
@@ -38,7 +42,8 @@ def run_mirror(run_id: int) -> str:
     run = runs.claim(run_id)
     first_status = ""
     while run is not None:
-        (push.execute if run.direction == MirrorRun.Direction.PUSH else pull.execute)(run)
+        with runs.keep_alive(run):
+            (push.execute if run.direction == MirrorRun.Direction.PUSH else pull.execute)(run)
         first_status = first_status or run.status
         following = runs.next_queued(run)
         if following is None:
@@ -71,39 +76,53 @@ def fail_pending_push_runs(digest: str, reason: str) -> int:
 
 
 def poll_due_mirrors() -> int:
-    """The periodic task: syncs of due pull mirrors, plus runs recovered from dead workers."""
-    recovered = runs.recover_stale_runs()
+    """The periodic task: syncs of due pull mirrors."""
     started = pull.claim_due_mirrors()
-    for run_id in [*recovered, *(run.pk for run in started)]:
+    for run in started:
+        queue_run(run.pk)
+    return len(started)
+
+
+def sweep_runs() -> int:
+    """The sweeper of mirror runs: queue again the runs whose worker died or that nobody claimed."""
+    recovered = runs.recover_stale_runs()
+    for run_id in recovered:
         queue_run(run_id)
-    return len(recovered) + len(started)
+    return len(recovered)
 
 
 # -- event handlers (after commit) ---------------------------------------------------------------
 
+def has_active_push_policies(contents: dict[str, Any]) -> bool:
+    """Checked in the push's transaction: does the pushed repository mirror its tags anywhere?"""
+    return PushMirrorPolicy.objects.filter(source_id=contents.get("repository_id"), enabled=True,
+                                           paused_reason="").exists()
+
+
+def task_name(contents: dict[str, Any]) -> str:
+    return f"push-mirrors:{contents.get('full_name', contents.get('repository_id'))}:{contents.get('tag')}"[:100]
+
+
 def on_tag_push(event: Event) -> None:
-    """Any tag push (client, promotion, pull mirror): evaluate the repository's push mirrors."""
+    """Durable follow-up of any tag push (client, promotion, pull mirror), run by a worker from its
+    job row (core/jobs.py): evaluate the repository's push mirrors on the tag."""
     contents: dict[str, Any] = event.contents
     repository_id = contents.get("repository_id")
     if repository_id is None or not contents.get("tag") or not contents.get("digest"):
         return
-    if not PushMirrorPolicy.objects.filter(source_id=repository_id, enabled=True, paused_reason="").exists():
-        return
-    async_task("registry_policies.mirroring.tasks.evaluate_push_policies", repository_id, contents["tag"],
-               contents["digest"], MirrorRun.Trigger.PUSH,
-               task_name=f"push-mirrors:{contents.get('full_name', repository_id)}:{contents['tag']}"[:100])
+    evaluate_push_policies(repository_id, contents["tag"], contents["digest"], MirrorRun.Trigger.PUSH)
 
 
 def on_scan_completed(event: Event) -> None:
     digest = event.contents.get("digest")
     if digest and MirrorRun.objects.filter(status=MirrorRun.Status.PENDING).exists():
-        async_task("registry_policies.mirroring.tasks.resume_pending_push_runs", digest)
+        send("registry_policies.mirroring.tasks.resume_pending_push_runs", digest)
 
 
 def on_scan_failed(event: Event) -> None:
     digest = event.contents.get("digest")
     if digest and MirrorRun.objects.filter(status=MirrorRun.Status.PENDING).exists():
-        async_task("registry_policies.mirroring.tasks.fail_pending_push_runs", digest,
+        send("registry_policies.mirroring.tasks.fail_pending_push_runs", digest,
                    str(event.contents.get("reason", "")))
 
 

@@ -10,6 +10,7 @@ class PoliciesConfig(AppConfig):
         from registry_policies.core import events
         from registry_policies.policies import tasks
 
-        events.subscribe("TAG_PUSH", tasks.on_tag_push)
+        events.subscribe_durable("TAG_PUSH", tasks.on_tag_push, when=tasks.has_active_policies,
+                                 name=tasks.task_name)
         events.subscribe("SCAN_COMPLETED", tasks.on_scan_finished)
         events.subscribe("SCAN_FAILED", tasks.on_scan_failed)

@@ -23,9 +23,11 @@ class ScanningConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from registry_policies.core import events
+        from registry_policies.core import events, sweep
+        from registry_policies.scanning.services import sweep_scans
         from registry_policies.scanning.tasks import on_manifest_pushed
 
+        sweep.register("scans", sweep_scans)
         events.subscribe("TAG_PUSH", on_manifest_pushed)
         events.subscribe("MANIFEST_PUSH", on_manifest_pushed)
         post_migrate.connect(ensure_rescan_schedule, sender=self, dispatch_uid="registry_policies.scanning.rescan")

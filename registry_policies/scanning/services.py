@@ -2,12 +2,16 @@
 
 - `request_scan(manifest=…)` ensures a Scan row and queues the task after commit;
   `rescan(manifest=…)` does the same even when a result exists.
-- `scan_manifest(manifest_id=…)` claims the row (queued, or running past its
-  lease), analyses the image, matches vulnerabilities and stores everything in
-  one transaction; then `SCAN_COMPLETED` or `SCAN_FAILED` is emitted after commit,
-  once per repository holding the digest. An index is scanned through its
+- `scan_manifest(manifest_id=…)` claims the row (queued, or running with a stale
+  heartbeat: its worker died), keeps a heartbeat on it while it works, analyses
+  the image, matches vulnerabilities and stores everything in one transaction;
+  then `SCAN_COMPLETED` or `SCAN_FAILED` is emitted after commit, once per repository
+  holding the digest. An index is scanned through its
   images; it finishes when every image's scan has finished (the last child to
   finish completes it) and fails when one of them fails.
+- `sweep_scans()` (a sweeper of core/sweep.py) queues again the scans whose worker
+  died ("retrying after worker loss"; failed after MAX_ATTEMPTS) or that nobody
+  claimed for a while (the broker lost the task).
 - `recompute_counts_for_new_data()` re-matches stored components (layers are not
   read again) after a vulnerability import and emits `SCAN_COMPLETED` for each
   digest whose counts changed.
@@ -21,10 +25,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from registry_policies.core import events, metrics
+from registry_policies.core import events, heartbeat, metrics
+from registry_policies.core.queue import send
 from registry_policies.repositories.models import Manifest, Repository
 from registry_policies.repositories.services import repository_event_contents
 from registry_policies.scanning.analyzers import ANALYZER_VERSION
@@ -36,6 +41,8 @@ from registry_policies.scanning.selectors import image_children
 
 logger = logging.getLogger(__name__)
 DEFAULT_LEASE_SECONDS = 900
+MAX_ATTEMPTS = 3
+STALE_QUEUED_SECONDS = 60
 TASK = "registry_policies.scanning.tasks.scan_manifest_task"
 
 
@@ -44,10 +51,11 @@ def _lease() -> timedelta:
 
 
 def _enqueue(manifest_id: int) -> None:
-    from django_q.tasks import async_task
+    transaction.on_commit(lambda: _send(manifest_id))
 
-    transaction.on_commit(lambda: async_task(TASK, manifest_id, task_name=f"scan {manifest_id}",
-                                             group="scanning"))
+
+def _send(manifest_id: int) -> None:
+    send(TASK, manifest_id, task_name=f"scan {manifest_id}")
 
 
 def request_scan(*, manifest: Manifest, force: bool = False) -> Scan:
@@ -57,7 +65,7 @@ def request_scan(*, manifest: Manifest, force: bool = False) -> Scan:
     requeue = created or (force and scan.status in (Scan.Status.FINISHED, Scan.Status.FAILED))
     if requeue and not created:
         Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.QUEUED, reason="", started_at=None,
-                                               finished_at=None)
+                                               finished_at=None, queued_at=timezone.now(), attempts=0)
         scan.refresh_from_db()
     if manifest.is_index:
         for child in image_children(manifest):
@@ -86,12 +94,42 @@ def rescan_outdated(*, limit: int = 500) -> int:
     return queued
 
 
-def _claim(scan_id: int) -> bool:
-    """Move the scan to running if it is queued, or running past its lease (a killed worker)."""
+def _lost(now: Any) -> Q:
+    """Running scans whose worker is gone: heartbeat stale (or, without one, past the lease)."""
+    return Q(status=Scan.Status.RUNNING) & (Q(heartbeat_at__lt=heartbeat.stale_before(now))
+                                            | Q(heartbeat_at__isnull=True, started_at__lt=now - _lease()))
+
+
+def _claim(scan_id: int) -> Any:
+    """Move the scan to running if it is queued, or running with a stale heartbeat (a killed worker);
+    returns the claim's start time, or None when another worker holds it or it is done."""
     now = timezone.now()
-    claimable = Q(status=Scan.Status.QUEUED) | Q(status=Scan.Status.RUNNING, started_at__lt=now - _lease())
-    return bool(Scan.objects.filter(claimable, pk=scan_id).update(
-        status=Scan.Status.RUNNING, started_at=now, finished_at=None, reason=""))
+    claimed = Scan.objects.filter(Q(status=Scan.Status.QUEUED) | _lost(now), pk=scan_id).update(
+        status=Scan.Status.RUNNING, started_at=now, heartbeat_at=now, finished_at=None,
+        attempts=F("attempts") + 1)
+    return now if claimed else None
+
+
+def sweep_scans() -> int:
+    """Queue again scans whose worker died (reason "retrying after worker loss"; failed after
+    MAX_ATTEMPTS) and queued scans nobody claimed for a while. Returns how many were queued."""
+    now = timezone.now()
+    requeue: list[int] = []
+    for scan in Scan.objects.filter(_lost(now)):
+        claim = {"pk": scan.pk, "status": Scan.Status.RUNNING, "started_at": scan.started_at}
+        if scan.attempts >= MAX_ATTEMPTS:
+            if Scan.objects.filter(**claim).exists():
+                _fail(scan.pk, f"The worker running it stopped (killed or over the time limit) {scan.attempts} times.")
+        elif Scan.objects.filter(**claim).update(status=Scan.Status.QUEUED, queued_at=now,
+                                                 reason=heartbeat.WORKER_LOST):
+            requeue.append(scan.manifest_id)
+    stale_queue = now - timedelta(seconds=STALE_QUEUED_SECONDS)
+    for scan in Scan.objects.filter(status=Scan.Status.QUEUED, queued_at__lt=stale_queue):
+        if Scan.objects.filter(pk=scan.pk, status=Scan.Status.QUEUED, queued_at=scan.queued_at).update(queued_at=now):
+            requeue.append(scan.manifest_id)
+    for manifest_id in requeue:
+        _send(manifest_id)
+    return len(requeue)
 
 
 def scan_manifest(*, manifest_id: int, open_blob: BlobOpener | None = None) -> Scan | None:
@@ -101,8 +139,14 @@ def scan_manifest(*, manifest_id: int, open_blob: BlobOpener | None = None) -> S
     if manifest is None:
         return None
     scan, _ = Scan.objects.get_or_create(manifest=manifest)
-    if not _claim(scan.pk):
+    started = _claim(scan.pk)
+    if started is None:
         return Scan.objects.get(pk=scan.pk)
+    with heartbeat.beating(Scan, pk=scan.pk, claim={"status": Scan.Status.RUNNING, "started_at": started}):
+        return _run(scan, manifest, open_blob)
+
+
+def _run(scan: Scan, manifest: Manifest, open_blob: BlobOpener | None) -> Scan:
     if manifest.is_index:
         return _scan_index(manifest, open_blob)
     try:

@@ -1,0 +1,22 @@
+"""Run the django-q2 cluster tied to a supervisor: it ends when `--supervisor-pid` dies.
+
+`manage.py serve` starts this in its own process group; the watchdog thread stops the whole group
+(qcluster's sentinel, pusher, monitor and workers) when the supervisor is gone, even after SIGKILL.
+"""
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from registry_policies.core.supervision import start_watchdog
+
+
+class Command(BaseCommand):
+    help = "Run qcluster; stop its whole process group when the supervisor process dies."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--supervisor-pid", type=int, required=True)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        start_watchdog(parent_pid=options["supervisor_pid"])
+        call_command("qcluster")

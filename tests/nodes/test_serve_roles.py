@@ -1,0 +1,89 @@
+"""`manage.py serve` roles and supervision: one role per process, and no orphans when the
+supervisor dies (SIGKILL) or is asked to stop (SIGTERM)."""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+
+import pytest
+
+from tests.cluster import MANAGE, Node, command_lines, processes_in_group, wait_for
+from tests.servers import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def node_env(tmp_path):  # type: ignore[no-untyped-def]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+        "REGISTRY_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'registry.sqlite3'}",
+        "Q_SYNC": "false",
+        "Q_WORKERS": "2",
+        "WEB_WORKERS": "1",
+        "DJANGO_SECRET_KEY": secrets.token_hex(32),
+    }
+    env.pop("REDIS_URL", None)
+    subprocess.run([*MANAGE, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, capture_output=True)
+    return env
+
+
+def _cluster_group(node: Node) -> int:
+    assert wait_for(lambda: len(node.child_groups()) == 1, timeout=30), node.log()
+    (group,) = node.child_groups()
+    # qcluster forks its sentinel, pusher, monitor and workers into the child's process group
+    assert wait_for(lambda: len(processes_in_group(group)) >= 4, timeout=60), node.log()
+    return group
+
+
+def test_worker_role_runs_only_the_cluster_and_dies_with_its_supervisor_even_by_sigkill(node_env, tmp_path):
+    node = Node.start(role="worker", env=node_env, log_dir=tmp_path, name="worker")
+    try:
+        group = _cluster_group(node)
+        commands = command_lines(processes_in_group(group))
+        assert not any(b"gunicorn" in command for command in commands)  # no web role here
+        assert any(b"worker_cluster" in command for command in commands)
+        node.process.send_signal(signal.SIGKILL)
+        node.process.wait()
+        assert wait_for(lambda: not processes_in_group(group), timeout=15), processes_in_group(group)
+    finally:
+        node.stop()
+
+
+def test_web_role_serves_without_a_cluster(node_env, tmp_path):
+    node = Node.start(role="web", env=node_env, log_dir=tmp_path, name="web")
+    try:
+        (group,) = node.child_groups()
+        commands = command_lines(processes_in_group(group))
+        assert all(b"gunicorn" in command for command in commands)
+        assert not any(b"qcluster" in command or b"worker_cluster" in command for command in commands)
+        node.process.send_signal(signal.SIGKILL)
+        node.process.wait()
+        assert wait_for(lambda: not processes_in_group(group), timeout=15), processes_in_group(group)
+    finally:
+        node.stop()
+
+
+def test_sigterm_stops_every_process_of_both_roles_within_ten_seconds(node_env, tmp_path):
+    node = Node.start(role="all", env=node_env, log_dir=tmp_path, name="all")
+    try:
+        assert wait_for(lambda: len(node.child_groups()) == 2, timeout=30), node.log()
+        groups = node.child_groups()
+        assert wait_for(lambda: sum(len(processes_in_group(g)) for g in groups) >= 6, timeout=60), node.log()
+        node.process.send_signal(signal.SIGTERM)
+        node.process.wait(timeout=10)
+        assert node.process.returncode == 0, node.log()
+        assert all(not processes_in_group(group) for group in groups)
+        assert "Stopped." in node.log()
+    finally:
+        node.stop()
+
+
+def test_web_and_worker_flags_exclude_each_other(node_env):
+    result = subprocess.run([*MANAGE, "serve", "--web", "--worker"], cwd=ROOT, env=node_env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "exclude each other" in result.stderr
