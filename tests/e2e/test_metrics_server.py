@@ -80,7 +80,7 @@ def test_a_push_moves_request_byte_task_and_promotion_metrics(server: RunningSer
     assert pull.returncode == 0, pull.stderr + server.log()
 
     layer_bytes = sum(len(layer.data) for layer in image.layers)
-    policies_task = "registry_policies.policies.tasks.run_policies_for_tag"
+    policies_task = "registry_policies.core.jobs.run_job"  # a tag push's follow-ups run as a durable job
     after = wait_for(server, lambda text: total(text, "registry_promotions_total", outcome="succeeded") >= 1
                      and total(text, "registry_tasks_total", task=policies_task, outcome="success") >= 1
                      and total(text, "registry_scans_total") >= 1, "the promotion, its task and the scan")

@@ -17,6 +17,8 @@ from registry_policies.mirroring import services as mirroring
 from registry_policies.mirroring.models import MirrorRun, PullMirror
 from registry_policies.repositories.models import Tag
 from registry_policies.repositories.services import create_repository
+from registry_policies.tenancy import services as tenancy
+from registry_policies.tenancy.services import Grantee
 from registry_policies.webhooks import services as webhooks
 from registry_policies.webhooks.models import Webhook, WebhookDelivery
 from tests.mirroring.fakes import FakeRegistry
@@ -151,6 +153,8 @@ def test_pull_mirror_of_an_owner_who_is_no_longer_administrator_fails_without_co
     first = MirrorRun.objects.get(pk=mirroring.request_sync(actor=root, mirror=mirror).pk)
     assert (first.status, first.tags) == ("succeeded", ["1.0"]), first.error
     Tag.objects.filter(repository=app).delete()
+    # Still the repository's admin (the owner rule holds), but no longer a superuser: no loopback.
+    tenancy.grant_repository_role(repository=app, grantee=Grantee(user=root), role="admin", actor=alice)
     root.is_superuser = False
     root.save(update_fields=["is_superuser"])
     second = MirrorRun.objects.get(pk=mirroring.request_sync(actor=alice, mirror=mirror).pk)
@@ -166,6 +170,8 @@ def test_webhook_of_an_owner_who_is_no_longer_administrator_is_not_delivered(den
     events.emit("TAG_PUSH", contents=contents, actor="alice")
     delivered = WebhookDelivery.objects.get(webhook=webhook)
     assert delivered.status == WebhookDelivery.Status.SUCCEEDED and len(receiver.requests) == 1
+    tenancy.grant_repository_role(repository=people["app"], grantee=Grantee(user=root), role="admin",
+                                  actor=people["alice"])  # keeps the right to the webhook itself
     root.is_superuser = False
     root.save(update_fields=["is_superuser"])
     events.emit("TAG_PUSH", contents={**contents, "tag": "2.0"}, actor="alice")

@@ -188,8 +188,8 @@ def cluster(parts: dict[str, Any]) -> Iterator[Cluster]:
         "REGISTRY_PUBLIC_URL": proxy.url,
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "DJANGO_SUPERUSER_USERNAME": "admin", "DJANGO_SUPERUSER_PASSWORD": "admin-pw-0123",
-        "DJANGO_SUPERUSER_EMAIL": "admin@example.test",
+        "DJANGO_SUPERUSER_USERNAME": "root", "DJANGO_SUPERUSER_PASSWORD": "root-pw-0123",
+        "DJANGO_SUPERUSER_EMAIL": "root@example.test",
         "Q_SYNC": "false", "Q_WORKERS": "2", "WEB_WORKERS": "1", "WEB_THREADS": "4",
     }
     running = Cluster(env=env, log_dir=parts["directory"], data_files={"jwt_signing_key.pem": jwt_key})
@@ -205,7 +205,7 @@ def cluster(parts: dict[str, Any]) -> Iterator[Cluster]:
 
 # -- helpers ---------------------------------------------------------------------------------------
 
-ADMIN = ("admin", "admin-pw-0123")
+ADMIN = ("root", "root-pw-0123")
 
 
 def api(node: Node, method: str, path: str, *, auth: tuple[str, str] = ADMIN, **kwargs: Any) -> requests.Response:
