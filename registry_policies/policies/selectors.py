@@ -1,17 +1,40 @@
 """Reads on promotion policies and promotions, ready for list pages and the API (no N+1)."""
 from django.db.models import QuerySet
 
+from registry_policies.policies import scopes
 from registry_policies.policies.models import Promotion, PromotionPolicy
+from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository
 from registry_policies.repositories.selectors import get_visible_repository
 from registry_policies.tenancy.access import Role, User, repositories_visible_to, repositories_with_role
+from registry_policies.tenancy.models import Namespace
+
+
+def policies_applying_to(repository: Repository, *, active_only: bool = False) -> list[PromotionPolicy]:
+    """The promotion policies that apply to tags of `repository`, in evaluation order: its own
+    (repository scope), then its namespace's whose filter matches, then global ones, each by id
+    (`policies.scopes`). One query plus the rules' prefetch."""
+    found = PromotionPolicy.objects.filter(scopes.candidates_q(repository))
+    if active_only:
+        found = found.filter(enabled=True, paused_reason="")
+    found = (found.select_related("source__namespace", "target__namespace", "namespace", "author")
+             .prefetch_related("rules"))
+    return scopes.applying(found, repository)
+
+
+def scoped_policies(*, namespace: Namespace | None) -> QuerySet[PromotionPolicy]:
+    """The namespace policies of `namespace`, or the global ones when None, by id."""
+    found = (PromotionPolicy.objects.filter(namespace=namespace, scope=Scope.NAMESPACE) if namespace is not None
+             else PromotionPolicy.objects.filter(scope=Scope.GLOBAL))
+    return (found.select_related("source__namespace", "target__namespace", "namespace", "author")
+            .prefetch_related("rules").order_by("id"))
 
 
 def policies_of(repository: Repository) -> QuerySet[PromotionPolicy]:
     """The promotion policies whose source is `repository`, oldest first, with source, target
     (and their namespaces) and author joined and the rules prefetched."""
-    return (PromotionPolicy.objects.filter(source=repository)
-            .select_related("source__namespace", "target__namespace", "author")
+    return (PromotionPolicy.objects.filter(source=repository, scope=Scope.REPOSITORY)
+            .select_related("source__namespace", "target__namespace", "namespace", "author")
             .prefetch_related("rules")
             .order_by("id"))
 
