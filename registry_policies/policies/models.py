@@ -47,7 +47,7 @@ class PromotionPolicy(models.Model):
     @property
     def target_name(self) -> str:
         """The target as configured: `ns/name` or the template."""
-        return self.target.full_name if self.target_id else self.target_template
+        return self.target.full_name if self.target is not None else self.target_template
 
     @property
     def is_active(self) -> bool:
@@ -55,11 +55,11 @@ class PromotionPolicy(models.Model):
 
     @property
     def audit_repository(self) -> str:
-        return self.source.full_name if self.source_id else ""
+        return self.source.full_name if self.source is not None else ""
 
     @property
     def audit_namespace(self) -> str:
-        return self.namespace.name if self.namespace_id else ""
+        return self.namespace.name if self.namespace is not None else ""
 
 
 class PolicyRule(models.Model):
@@ -174,11 +174,11 @@ class PruningPolicy(models.Model):
 
     @property
     def audit_repository(self) -> str:
-        return self.repository.full_name if self.repository_id else ""
+        return self.repository.full_name if self.repository is not None else ""
 
     @property
     def audit_namespace(self) -> str:
-        return self.namespace.name if self.namespace_id else ""
+        return self.namespace.name if self.namespace is not None else ""
 
 
 class PruningRun(models.Model):

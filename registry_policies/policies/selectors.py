@@ -2,7 +2,7 @@
 from django.db.models import QuerySet
 
 from registry_policies.policies import scopes
-from registry_policies.policies.models import Promotion, PromotionPolicy
+from registry_policies.policies.models import Promotion, PromotionPolicy, PruningPolicy, PruningRun
 from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository
 from registry_policies.repositories.selectors import get_visible_repository
@@ -73,3 +73,26 @@ def visible_ids(user: User, repository_ids: set[int]) -> set[int]:
     if not repository_ids:
         return set()
     return set(repositories_visible_to(user).filter(pk__in=repository_ids).values_list("pk", flat=True))
+
+
+def pruning_policies_applying_to(repository: Repository, *, active_only: bool = False) -> list[PruningPolicy]:
+    """The pruning policies that apply to `repository`, in the same order as promotion policies."""
+    found = PruningPolicy.objects.filter(scopes.candidates_q(repository, repository_field="repository"))
+    if active_only:
+        found = found.filter(enabled=True, paused_reason="")
+    return scopes.applying(found.select_related("repository__namespace", "namespace", "author"), repository)
+
+
+def pruning_policies(*, repository: Repository | None = None, namespace: Namespace | None = None,
+                     scope: str = Scope.REPOSITORY) -> QuerySet[PruningPolicy]:
+    """The pruning policies of one scope: of `repository`, of `namespace`, or global, by id."""
+    found = PruningPolicy.objects.filter(scope=scope)
+    if scope == Scope.REPOSITORY:
+        found = found.filter(repository=repository)
+    elif scope == Scope.NAMESPACE:
+        found = found.filter(namespace=namespace)
+    return found.select_related("repository__namespace", "namespace", "author").order_by("id")
+
+
+def pruning_runs_of(policy: PruningPolicy) -> QuerySet[PruningRun]:
+    return PruningRun.objects.filter(policy=policy).order_by("-started_at", "-id")

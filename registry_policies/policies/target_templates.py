@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from accounts.models import User
 from accounts.validators import NAME_COMPONENT_RE, NAME_MAX_LENGTH
 from registry_policies.repositories.models import Repository
-from registry_policies.tenancy.access import namespace_role, Role
+from registry_policies.tenancy.access import Role, namespace_role
 from registry_policies.tenancy.models import Namespace
 
 TOKEN = "{name}"

@@ -2,10 +2,13 @@
 import logging
 from typing import Any
 
+from django.db.models import Q
 from django_q.tasks import async_task
 
 from registry_policies.core.events import Event
-from registry_policies.policies import services
+from registry_policies.policies import pruning, services
+from registry_policies.policies.models import PruningPolicy
+from registry_policies.repositories.models import Repository
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ def on_tag_push(event: Event) -> None:
         cause if cause in ("push", "manual", "scan") else "push",
         task_name=f"policies:{full_name}:{contents['tag']}"[:100],
     )
+    _queue_prune_after_push(int(repository_id))
 
 
 def fail_pending_for_digest(digest: str, reason: str) -> int:
@@ -54,3 +58,62 @@ def on_scan_finished(event: Event) -> None:
     digest = event.contents.get("digest")
     if digest:
         async_task("registry_policies.policies.tasks.resume_pending_for_digest", digest)
+
+
+# -- pruning -----------------------------------------------------------------------------------------
+
+PRUNE_SCHEDULE_NAME = "policies: run due pruning policies"
+PRUNE_SCHEDULE_FUNC = "registry_policies.policies.tasks.run_due_pruning_policies"
+
+
+def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
+    """The every-10-minutes sweep of due pruning policies (post_migrate handler)."""
+    from django_q.models import Schedule
+
+    from registry_policies.core.schedules import ensure_schedule
+
+    ensure_schedule(name=PRUNE_SCHEDULE_NAME, func=PRUNE_SCHEDULE_FUNC, schedule_type=Schedule.MINUTES,
+                    minutes=10, using=using)
+
+
+def run_due_pruning_policies() -> int:
+    """Claim every due pruning policy and queue one run each; returns how many were queued."""
+    claimed = pruning.claim_due()
+    for pk in claimed:
+        async_task("registry_policies.policies.tasks.run_pruning_policy", pk, "schedule",
+                   task_name=f"pruning:{pk}")
+    return len(claimed)
+
+
+def run_pruning_policy(policy_id: int, trigger: str, repository_id: int | None = None) -> int:
+    """Run one pruning policy (gone or inactive: nothing); returns how many tags it deleted."""
+    policy = PruningPolicy.objects.select_related("repository__namespace", "namespace", "author").filter(
+        pk=policy_id, enabled=True, paused_reason="").first()
+    if policy is None:
+        return 0
+    repository = None
+    if repository_id is not None:
+        repository = Repository.objects.select_related("namespace").filter(pk=repository_id).first()
+        if repository is None:
+            return 0
+    return pruning.run(policy=policy, trigger=trigger, repository=repository).tags_deleted
+
+
+def prune_after_push(repository_id: int) -> int:
+    """Right after a push: the applying policies with a tag limit, on that repository only."""
+    repository = Repository.objects.select_related("namespace").filter(pk=repository_id).first()
+    if repository is None:
+        return 0
+    return sum(pruning.run(policy=policy, trigger="push", repository=repository).tags_deleted
+               for policy in pruning.after_push_policies(repository))
+
+
+def _queue_prune_after_push(repository_id: int) -> None:
+    """Queue `prune_after_push` only when some active policy with a tag limit may apply (one query)."""
+    candidates = PruningPolicy.objects.filter(
+        Q(scope="repository", repository_id=repository_id)
+        | Q(scope="namespace", namespace__repositories__pk=repository_id) | Q(scope="global"),
+        enabled=True, paused_reason="", keep_latest__isnull=False)
+    if candidates.exists():
+        async_task("registry_policies.policies.tasks.prune_after_push", repository_id,
+                   task_name=f"prune-after-push:{repository_id}")
