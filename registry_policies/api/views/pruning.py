@@ -66,6 +66,7 @@ class PruningPolicyListView(_Scoped):
     """The scope's pruning policies; POST creates one: `{rules, keep_latest, older_than_days,
     not_pulled_days, schedule, enabled, repository_filter}` (the filter: namespace and global only)."""
 
+    @extend_schema(responses={200: PruningPolicySerializer(many=True)})
     def get(self, request: Request, **kwargs: Any) -> Response:
         repository, namespace = scope_owner(request, self.scope_kind, kwargs, write=False)
         found = selectors.pruning_policies(scope=self.scope_kind, repository=repository, namespace=namespace)
@@ -138,6 +139,7 @@ class PruningRunListView(_Scoped):
 
     serializer_class = PruningRunSerializer
 
+    @extend_schema(responses={200: PruningRunSerializer(many=True)})
     def get(self, request: Request, pk: int, **kwargs: Any) -> Response:
         repository, namespace = scope_owner(request, self.scope_kind, kwargs, write=False)
         runs = selectors.pruning_runs_of(_policy(self.scope_kind, repository, namespace, pk))[:100]

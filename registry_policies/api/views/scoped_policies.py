@@ -103,6 +103,7 @@ class ScopedPromotionPolicyListView(_Scoped):
     promotion policies. POST: `{rules, target_repository: "qa/{name}" or "ns/name",
     repository_filter, tag_template, enabled}`."""
 
+    @extend_schema(responses={200: PromotionPolicySerializer(many=True)})
     def get(self, request: Request, **kwargs: Any) -> Response:
         _repository, namespace = scope_owner(request, self.scope_kind, kwargs, write=False)
         found = selectors.scoped_policies(namespace=namespace)

@@ -163,7 +163,7 @@ def _policy_form(request: HttpRequest, namespace: str, name: str, pk: int | None
         initial: dict[str, Any] = {"enabled": True}
         stored: list[dict[str, Any]] = []
         if policy is not None:
-            initial = {"target": policy.target.full_name, "tag_template": policy.tag_template,
+            initial = {"target": policy.target_name, "tag_template": policy.tag_template,
                        "enabled": policy.enabled}
             stored = [services.rule_as_dict(rule) for rule in policy.rules.all()]
         form = PolicyForm(initial=initial, targets=targets)
