@@ -22,6 +22,13 @@ def policies_applying_to(repository: Repository, *, active_only: bool = False) -
     return scopes.applying(found, repository)
 
 
+def active_policy(pk: int) -> PromotionPolicy | None:
+    """Policy `pk` as stored now, if enabled and not paused, ready to act (rules prefetched)."""
+    return (PromotionPolicy.objects.filter(pk=pk, enabled=True, paused_reason="")
+            .select_related("source__namespace", "target__namespace", "namespace", "author")
+            .prefetch_related("rules").first())
+
+
 def scoped_policies(*, namespace: Namespace | None) -> QuerySet[PromotionPolicy]:
     """The namespace policies of `namespace`, or the global ones when None, by id."""
     found = (PromotionPolicy.objects.filter(namespace=namespace, scope=Scope.NAMESPACE) if namespace is not None

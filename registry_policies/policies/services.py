@@ -6,12 +6,13 @@ never copied. The resulting tag push fires the target's own policies in turn
 (pipelines dev → qa → prod); the `chain` of repositories an image went
 through stops cycles.
 """
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from accounts.models import User
 from registry_policies.audit import services as audit
 from registry_policies.core import events
 from registry_policies.policies import criteria, scopes, selectors, tag_templates, target_templates
-from registry_policies.policies.evaluation import evaluate
+from registry_policies.policies.evaluation import evaluate, tag_name_rejects
 from registry_policies.policies.models import PolicyRule, Promotion, PromotionPolicy
 from registry_policies.policies.scopes import Scope
 from registry_policies.repositories import content
@@ -257,7 +258,7 @@ def _promote(*, policy: PromotionPolicy, tag: Tag, trigger: str, chain: list[int
     blocked = _blocked_reason(policy, source=source, target=target, target_name=target_name, chain=chain)
     if blocked:
         if target is not None and author_block_reason(policy.author, target):
-            PromotionPolicy.objects.filter(pk=policy.pk).update(paused_reason=blocked)
+            PromotionPolicy.objects.filter(pk=policy.pk).update(paused_reason=blocked, updated_at=timezone.now())
         return _finish(promotion, status=Promotion.Status.FAILED, reason=blocked)
     assert target is not None
     try:
@@ -324,17 +325,54 @@ def run_policies_for_tag(*, repository_id: int, tag_name: str, digest: str, chai
                          trigger: str = Promotion.Trigger.PUSH) -> list[Promotion]:
     """Evaluate every active policy applying to the repository (repository, then namespace, then
     global policies, each by id) on the tag, if it still points at `digest`. A later policy whose
-    target tag an earlier one already promoted this digest to is recorded as skipped."""
+    target tag an earlier one already promoted this digest to is recorded as skipped.
+
+    Fast path: a policy with no record for this tag and digest whose tag-name rules reject the tag
+    costs no query; any other is re-read from the database before it acts."""
     tag = (Tag.objects.select_related("manifest", "repository__namespace")
            .filter(repository_id=repository_id, name=tag_name, manifest__digest=digest).first())
     if tag is None:
         return []  # moved or deleted since: the newer push has its own evaluation
+    recorded = set(Promotion.objects.filter(source_repository=tag.repository, source_tag=tag.name, digest=digest)
+                   .values_list("policy_id", flat=True))
     results = []
-    for policy in selectors.policies_applying_to(tag.repository, active_only=True):
-        promotion = evaluate_tag(policy=policy, tag=tag, trigger=trigger, chain=chain)
+    for policy, rules in compiled_policies_for(tag.repository):
+        if policy.pk not in recorded and tag_name_rejects(rules, tag.name):
+            continue
+        fresh = selectors.active_policy(policy.pk)
+        if fresh is None:
+            continue
+        promotion = evaluate_tag(policy=fresh, tag=tag, trigger=trigger, chain=chain)
         if promotion is not None:
             results.append(promotion)
     return results
+
+
+_COMPILED: OrderedDict[tuple[Any, ...], list[tuple[PromotionPolicy, list[criteria.Rule]]]] = OrderedDict()
+_COMPILED_SIZE = 64
+
+
+def compiled_policies_for(repository: Repository) -> list[tuple[PromotionPolicy, list[criteria.Rule]]]:
+    """The active policies applying to `repository` with their parsed rules, in evaluation order.
+
+    Cached per process and repository, keyed by a version of the candidate policies read from the
+    database on every call (count, newest `updated_at`, highest id: saving, pausing, adding or
+    deleting a policy changes it), so every node sees changes at once; only the parsing and
+    filtering is saved. Whatever acts on a policy re-reads it (`selectors.active_policy`)."""
+    candidates = PromotionPolicy.objects.filter(scopes.candidates_q(repository), enabled=True, paused_reason="")
+    version = candidates.aggregate(count=Count("id"), latest=Max("updated_at"), top=Max("id"))
+    key = (repository.pk, repository.namespace_id, repository.name, version["count"], version["latest"],
+           version["top"])
+    found = _COMPILED.get(key)
+    if found is None:
+        found = [(policy, rules_of(policy)) for policy in selectors.policies_applying_to(repository,
+                                                                                          active_only=True)]
+        _COMPILED[key] = found
+        while len(_COMPILED) > _COMPILED_SIZE:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+    return found
 
 
 def run_policy_on_existing_tags(*, policy: PromotionPolicy, actor: User) -> list[Promotion]:

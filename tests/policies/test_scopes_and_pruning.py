@@ -221,3 +221,28 @@ def test_global_pruning_is_for_administrators_and_schedules_claim_once(world, ma
     assert pruning.claim_due() == []  # claimed: not due again for an hour
     PruningPolicy.objects.filter(pk=policy.pk).update(last_run_at=timezone.now() - timedelta(hours=2))
     assert pruning.claim_due() == [policy.pk]
+
+
+def test_cached_policy_set_follows_edits_pauses_and_deletions(world):
+    olga, dev, qa = world["olga"], world["dev"], world["qa"]
+    website = repo(dev, "website", olga)
+    repo(qa, "website", olga)
+    policy = services.save_policy(author=olga, scope="namespace", namespace=dev, target=None,
+                                  target_template="qa/{name}", rules=STABLE)
+    push_image(website, "1.0-beta", actor=olga)
+    assert Promotion.objects.count() == 0
+    services.save_policy(author=olga, policy=policy, target=None, target_template="qa/{name}",
+                         rules=[{"field": "tag_name", "operator": "ends_with", "values": ["-beta"]}])
+    push_image(website, "2.0-beta", actor=olga)
+    assert list(Promotion.objects.values_list("source_tag", "status")) == [("2.0-beta", "succeeded")]
+    PromotionPolicy.objects.filter(pk=policy.pk).update(enabled=False)  # bypasses updated_at
+    policy.refresh_from_db()
+    policy.enabled = False
+    policy.save()
+    push_image(website, "3.0-beta", actor=olga)
+    assert Promotion.objects.count() == 1
+    policy.delete()
+    other = services.save_policy(author=olga, scope="namespace", namespace=dev, target=None,
+                                 target_template="qa/{name}", rules=[])
+    push_image(website, "4.0", actor=olga)
+    assert list(Promotion.objects.filter(policy=other).values_list("source_tag", flat=True)) == ["4.0"]
