@@ -108,7 +108,14 @@ def bench_evaluation(policies: int, rounds: int) -> dict[str, Any]:
         wall_ms.append((time.perf_counter() - wall) * 1000)
         assert recorded == []
     assert Promotion.objects.count() == 0
+    cold = []
+    for _ in range(5):  # after a policy change: the set is parsed again (once per process and change)
+        services._COMPILED.clear()
+        cpu = time.process_time()
+        services.run_policies_for_tag(repository_id=source.pk, tag_name="1.4.2", digest=digest, chain=[])
+        cold.append((time.process_time() - cpu) * 1000)
     return {"policies": policies, "rounds": rounds, "cpu_ms": stats(cpu_ms), "wall_ms": stats(wall_ms),
+            "cold_cpu_ms": stats(cold),
             "target_p50_cpu_ms": CPU_TARGET_MS, "met": percentile(cpu_ms, 0.5) <= CPU_TARGET_MS}
 
 
@@ -179,7 +186,10 @@ A third repository, namespace (RE2 repository filter) and global (filter) polici
 | task CPU (ms) | {cpu['p50']} | {cpu['p95']} | {cpu['min']} | {cpu['max']} |
 | wall (ms) | {wall['p50']} | {wall['p95']} | {wall['min']} | {wall['max']} |
 
-Target p50 ≤ {CPU_TARGET_MS} ms CPU: {'met' if evaluation['met'] else 'NOT met'}.
+Target p50 ≤ {CPU_TARGET_MS} ms CPU: {'met' if evaluation['met'] else 'NOT met'}. The compiled policy set
+is cached per worker process and checked against the database (one aggregate query) on every push;
+the first push after any policy change parses the set again: p50 {evaluation['cold_cpu_ms']['p50']} ms CPU
+(5 rounds), once per process and change.
 
 ## Pruning a repository of {prune['tags']} tags
 
