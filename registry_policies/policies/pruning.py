@@ -233,10 +233,22 @@ def run(*, policy: PruningPolicy, trigger: str, repository: Repository | None = 
         scopes.check_may_edit(actor, scope=policy.scope, repository=policy.repository, namespace=policy.namespace)
         if not policy.enabled:
             raise ValidationError({"enabled": "The policy is disabled; enable it first."})
-    record = PruningRun.objects.create(policy=policy, trigger=trigger)
     repositories = [repository] if repository is not None else scopes.repositories_in_scope(
         policy, repository_field="repository")
-    plans = [plan(policy, each) for each in repositories]
+    return _execute(policy, trigger, [plan(policy, each) for each in repositories])
+
+
+def run_after_push(*, policy: PruningPolicy, repository: Repository) -> PruningRun | None:
+    """After a push to `repository`: prune it if the policy now has something to delete; nothing is
+    recorded otherwise (None), so pushes under the limit leave no run behind."""
+    plans = [plan(policy, repository)]
+    if not plans[0].prune:
+        return None
+    return _execute(policy, PruningRun.Trigger.PUSH, plans)
+
+
+def _execute(policy: PruningPolicy, trigger: str, plans: list[Plan]) -> PruningRun:
+    record = PruningRun.objects.create(policy=policy, trigger=trigger)
     blocked = author_block_reason(policy.author, policy, repository=None)
     for each in plans:
         if not blocked and each.prune:

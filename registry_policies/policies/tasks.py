@@ -104,8 +104,11 @@ def prune_after_push(repository_id: int) -> int:
     repository = Repository.objects.select_related("namespace").filter(pk=repository_id).first()
     if repository is None:
         return 0
-    return sum(pruning.run(policy=policy, trigger="push", repository=repository).tags_deleted
-               for policy in pruning.after_push_policies(repository))
+    deleted = 0
+    for policy in pruning.after_push_policies(repository):
+        record = pruning.run_after_push(policy=policy, repository=repository)
+        deleted += record.tags_deleted if record is not None else 0
+    return deleted
 
 
 def _queue_prune_after_push(repository_id: int) -> None:

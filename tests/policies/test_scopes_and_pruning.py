@@ -246,3 +246,12 @@ def test_cached_policy_set_follows_edits_pauses_and_deletions(world):
                                  target_template="qa/{name}", rules=[])
     push_image(website, "4.0", actor=olga)
     assert list(Promotion.objects.filter(policy=other).values_list("source_tag", flat=True)) == ["4.0"]
+
+
+def test_pushes_under_the_limit_leave_no_pruning_run(world):
+    olga, dev = world["olga"], world["dev"]
+    app = repo(dev, "app", olga)
+    pruning.save_policy(author=olga, scope="namespace", namespace=dev, keep_latest=5)
+    for name in ("a", "b", "c"):
+        push_image(app, name, actor=olga)
+    assert PruningRun.objects.count() == 0 and Tag.objects.filter(repository=app).count() == 3
