@@ -255,3 +255,19 @@ def test_pushes_under_the_limit_leave_no_pruning_run(world):
     for name in ("a", "b", "c"):
         push_image(app, name, actor=olga)
     assert PruningRun.objects.count() == 0 and Tag.objects.filter(repository=app).count() == 3
+
+
+def test_scheduled_sweep_runs_due_policies_once(world):
+    from registry_policies.policies import tasks
+
+    olga, dev = world["olga"], world["dev"]
+    app = repo(dev, "app", olga)
+    for name in ("a", "b"):
+        push_image(app, name, actor=olga)
+    ages(app, a=10, b=1)
+    pruning.save_policy(author=olga, scope="namespace", namespace=dev, older_than_days=5, schedule="daily")
+    assert tasks.run_due_pruning_policies() == 1
+    assert list(PruningRun.objects.values_list("trigger", "status", "tags_deleted")) == [
+        ("schedule", "succeeded", 1)]
+    assert tasks.run_due_pruning_policies() == 0  # not due again until tomorrow
+    assert list(Tag.objects.filter(repository=app).values_list("name", flat=True)) == ["b"]
