@@ -7,6 +7,7 @@ never copied. The resulting tag push fires the target's own policies in turn
 through stops cycles.
 """
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,9 +370,13 @@ def compiled_policies_for(repository: Repository) -> list[tuple[PromotionPolicy,
                                                                                           active_only=True)]
         _COMPILED[key] = found
         while len(_COMPILED) > _COMPILED_SIZE:
-            _COMPILED.popitem(last=False)
+            try:
+                _COMPILED.popitem(last=False)
+            except KeyError:  # another thread emptied it meanwhile
+                break
     else:
-        _COMPILED.move_to_end(key)
+        with suppress(KeyError):  # evicted by another thread meanwhile: harmless
+            _COMPILED.move_to_end(key)
     return found
 
 
