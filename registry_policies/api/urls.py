@@ -116,3 +116,46 @@ urlpatterns += [
     path("webhook-event-types/", webhooks.EventTypeListView.as_view(), name="webhook-event-types"),
     *_webhook_patterns(webhooks.GLOBAL, "global"),
 ]
+
+# -- policy scopes and pruning (issue 14): namespace and global promotion policies, pruning policies ---
+from registry_policies.api.views import pruning as pruning_views  # noqa: E402
+from registry_policies.api.views import scoped_policies  # noqa: E402
+
+
+def _scoped_policy_patterns(kind: str, prefix: str) -> list[URLPattern | URLResolver]:
+    """Pruning routes of every scope, plus promotion routes of namespace and global scope."""
+    routes: list[URLPattern | URLResolver] = [
+        path("pruning-policies/", pruning_views.PruningPolicyListView.as_view(scope_kind=kind),
+             name=f"{prefix}-pruning-policy-list"),
+        path("pruning-policies/<int:pk>/", pruning_views.PruningPolicyDetailView.as_view(scope_kind=kind),
+             name=f"{prefix}-pruning-policy-detail"),
+        path("pruning-policies/<int:pk>/dry-run/", pruning_views.PruningPolicyDryRunView.as_view(scope_kind=kind),
+             name=f"{prefix}-pruning-policy-dry-run"),
+        path("pruning-policies/<int:pk>/run/", pruning_views.PruningPolicyRunView.as_view(scope_kind=kind),
+             name=f"{prefix}-pruning-policy-run"),
+        path("pruning-policies/<int:pk>/runs/", pruning_views.PruningRunListView.as_view(scope_kind=kind),
+             name=f"{prefix}-pruning-policy-runs"),
+    ]
+    if kind != "repository":
+        routes += [
+            path("promotion-policies/", scoped_policies.ScopedPromotionPolicyListView.as_view(scope_kind=kind),
+                 name=f"{prefix}-promotion-policy-list"),
+            path("promotion-policies/<int:pk>/",
+                 scoped_policies.ScopedPromotionPolicyDetailView.as_view(scope_kind=kind),
+                 name=f"{prefix}-promotion-policy-detail"),
+            path("promotion-policies/<int:pk>/dry-run/",
+                 scoped_policies.ScopedPromotionPolicyDryRunView.as_view(scope_kind=kind),
+                 name=f"{prefix}-promotion-policy-dry-run"),
+            path("promotion-policies/<int:pk>/run/",
+                 scoped_policies.ScopedPromotionPolicyRunView.as_view(scope_kind=kind),
+                 name=f"{prefix}-promotion-policy-run"),
+        ]
+    return routes
+
+
+repository_patterns += [
+    *_scoped_policy_patterns("repository", "repository"),
+    path("policies/", scoped_policies.RepositoryPoliciesView.as_view(), name="repository-policies"),
+]
+namespace_patterns += _scoped_policy_patterns("namespace", "namespace")
+urlpatterns += _scoped_policy_patterns("global", "global")

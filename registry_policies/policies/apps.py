@@ -7,6 +7,8 @@ class PoliciesConfig(AppConfig):
     verbose_name = "Policies"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from registry_policies.core import events
         from registry_policies.policies import tasks
 
@@ -14,3 +16,5 @@ class PoliciesConfig(AppConfig):
                                  name=tasks.task_name)
         events.subscribe("SCAN_COMPLETED", tasks.on_scan_finished)
         events.subscribe("SCAN_FAILED", tasks.on_scan_failed)
+        post_migrate.connect(tasks.ensure_schedules, sender=self,
+                             dispatch_uid="registry_policies.policies.ensure_schedules")

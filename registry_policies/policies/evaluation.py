@@ -100,13 +100,22 @@ def evaluate_rule(rule: Rule, *, tag_name: str, facts: ImageFacts) -> RuleResult
     return RuleResult(rule, Outcome.MATCH if matched else Outcome.NO_MATCH, explanation)
 
 
-def _tag_name(rule: Rule, tag_name: str) -> tuple[bool, str]:
+def _tag_name_matches(rule: Rule, tag_name: str) -> bool:
     if rule.operator is Operator.MATCHES:
-        matched = pattern_matches(rule.values[0], tag_name)
-    elif rule.operator is Operator.SEMVER_IN:
-        matched = version_in_range(tag_name, rule.values[0])
-    else:
-        matched = text_matches(rule.operator, tag_name, rule.values)
+        return pattern_matches(rule.values[0], tag_name)
+    if rule.operator is Operator.SEMVER_IN:
+        return version_in_range(tag_name, rule.values[0])
+    return text_matches(rule.operator, tag_name, rule.values)
+
+
+def tag_name_rejects(rules: Iterable[Rule], tag_name: str) -> bool:
+    """Whether some tag-name rule fails on ``tag_name`` (then :func:`evaluate` says ``no_match``),
+    decided without scan data or explanations: the fast path when one push meets many policies."""
+    return any(rule.field is RuleField.TAG_NAME and not _tag_name_matches(rule, tag_name) for rule in rules)
+
+
+def _tag_name(rule: Rule, tag_name: str) -> tuple[bool, str]:
+    matched = _tag_name_matches(rule, tag_name)
     verb = OPERATOR_LABELS[rule.operator] if matched else NEGATED_LABELS[rule.operator]
     return matched, f"Tag {tag_name!r} {verb} {quote_all(rule.values)}."
 

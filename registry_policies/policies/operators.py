@@ -138,12 +138,19 @@ def version_of_tag(tag: str) -> str | None:
     return nodesemver.valid(candidate, loose=False)
 
 
+@lru_cache(maxsize=4096)
+def _semver_of_tag(tag: str) -> nodesemver.SemVer | None:
+    """The parsed version of a tag (cached: one push is checked against many ranges)."""
+    version = version_of_tag(tag)
+    return None if version is None else nodesemver.make_semver(version, loose=False)
+
+
 def version_in_range(tag: str, range_text: str) -> bool:
     """Whether ``tag`` is a semantic version inside ``range_text``; non-versions never are."""
-    version = version_of_tag(tag)
+    version = _semver_of_tag(tag)
     if version is None:
         return False
-    return bool(parse_range(range_text).test(nodesemver.make_semver(version, loose=False)))
+    return bool(parse_range(range_text).test(version))
 
 
 # ------------------------------------------------------------------------------------ counts

@@ -1,17 +1,47 @@
 """Reads on promotion policies and promotions, ready for list pages and the API (no N+1)."""
 from django.db.models import QuerySet
 
-from registry_policies.policies.models import Promotion, PromotionPolicy
+from registry_policies.policies import scopes
+from registry_policies.policies.models import Promotion, PromotionPolicy, PruningPolicy, PruningRun
+from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository
 from registry_policies.repositories.selectors import get_visible_repository
 from registry_policies.tenancy.access import Role, User, repositories_visible_to, repositories_with_role
+from registry_policies.tenancy.models import Namespace
+
+
+def policies_applying_to(repository: Repository, *, active_only: bool = False) -> list[PromotionPolicy]:
+    """The promotion policies that apply to tags of `repository`, in evaluation order: its own
+    (repository scope), then its namespace's whose filter matches, then global ones, each by id
+    (`policies.scopes`). One query plus the rules' prefetch."""
+    found = PromotionPolicy.objects.filter(scopes.candidates_q(repository))
+    if active_only:
+        found = found.filter(enabled=True, paused_reason="")
+    found = (found.select_related("source__namespace", "target__namespace", "namespace", "author")
+             .prefetch_related("rules"))
+    return scopes.applying(found, repository)
+
+
+def active_policy(pk: int) -> PromotionPolicy | None:
+    """Policy `pk` as stored now, if enabled and not paused, ready to act (rules prefetched)."""
+    return (PromotionPolicy.objects.filter(pk=pk, enabled=True, paused_reason="")
+            .select_related("source__namespace", "target__namespace", "namespace", "author")
+            .prefetch_related("rules").first())
+
+
+def scoped_policies(*, namespace: Namespace | None) -> QuerySet[PromotionPolicy]:
+    """The namespace policies of `namespace`, or the global ones when None, by id."""
+    found = (PromotionPolicy.objects.filter(namespace=namespace, scope=Scope.NAMESPACE) if namespace is not None
+             else PromotionPolicy.objects.filter(scope=Scope.GLOBAL))
+    return (found.select_related("source__namespace", "target__namespace", "namespace", "author")
+            .prefetch_related("rules").order_by("id"))
 
 
 def policies_of(repository: Repository) -> QuerySet[PromotionPolicy]:
     """The promotion policies whose source is `repository`, oldest first, with source, target
     (and their namespaces) and author joined and the rules prefetched."""
-    return (PromotionPolicy.objects.filter(source=repository)
-            .select_related("source__namespace", "target__namespace", "author")
+    return (PromotionPolicy.objects.filter(source=repository, scope=Scope.REPOSITORY)
+            .select_related("source__namespace", "target__namespace", "namespace", "author")
             .prefetch_related("rules")
             .order_by("id"))
 
@@ -50,3 +80,26 @@ def visible_ids(user: User, repository_ids: set[int]) -> set[int]:
     if not repository_ids:
         return set()
     return set(repositories_visible_to(user).filter(pk__in=repository_ids).values_list("pk", flat=True))
+
+
+def pruning_policies_applying_to(repository: Repository, *, active_only: bool = False) -> list[PruningPolicy]:
+    """The pruning policies that apply to `repository`, in the same order as promotion policies."""
+    found = PruningPolicy.objects.filter(scopes.candidates_q(repository, repository_field="repository"))
+    if active_only:
+        found = found.filter(enabled=True, paused_reason="")
+    return scopes.applying(found.select_related("repository__namespace", "namespace", "author"), repository)
+
+
+def pruning_policies(*, repository: Repository | None = None, namespace: Namespace | None = None,
+                     scope: str = Scope.REPOSITORY) -> QuerySet[PruningPolicy]:
+    """The pruning policies of one scope: of `repository`, of `namespace`, or global, by id."""
+    found = PruningPolicy.objects.filter(scope=scope)
+    if scope == Scope.REPOSITORY:
+        found = found.filter(repository=repository)
+    elif scope == Scope.NAMESPACE:
+        found = found.filter(namespace=namespace)
+    return found.select_related("repository__namespace", "namespace", "author").order_by("id")
+
+
+def pruning_runs_of(policy: PruningPolicy) -> QuerySet[PruningRun]:
+    return PruningRun.objects.filter(policy=policy).order_by("-started_at", "-id")

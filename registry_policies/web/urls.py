@@ -77,3 +77,20 @@ urlpatterns += [
     path("<ns:namespace>/<name:name>/webhooks/<int:pk>/deliveries/<int:delivery_pk>/redeliver/",
          webhooks.delivery_redeliver, name="webhook-redeliver"),
 ]
+
+# Policy scopes and pruning (issue 14): the Pruning tab and a namespace's policies page.
+from registry_policies.web.views import namespace_policies, pruning  # noqa: E402
+
+urlpatterns += [
+    path("<ns:namespace>/-/policies/", namespace_policies.policies_page, name="namespace-policies"),
+    path("<ns:namespace>/-/policies/<str:kind>/<int:pk>/delete/", namespace_policies.policy_delete,
+         name="namespace-policy-delete"),
+    path("<ns:namespace>/<name:name>/pruning/", pruning.pruning_tab, name="repository-pruning"),
+    path("<ns:namespace>/<name:name>/pruning/new/", pruning.policy_form, name="pruning-policy-create"),
+    path("<ns:namespace>/<name:name>/pruning/<int:pk>/edit/", pruning.policy_form, name="pruning-policy-edit"),
+    path("<ns:namespace>/<name:name>/pruning/<int:pk>/dry-run/", pruning.policy_dry_run,
+         name="pruning-policy-dry-run"),
+    path("<ns:namespace>/<name:name>/pruning/<int:pk>/run/", pruning.policy_run, name="pruning-policy-run"),
+    path("<ns:namespace>/<name:name>/pruning/<int:pk>/delete/", pruning.policy_delete,
+         name="pruning-policy-delete"),
+]

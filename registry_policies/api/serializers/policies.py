@@ -38,15 +38,18 @@ class PromotionPolicySerializer(serializers.ModelSerializer[PromotionPolicy]):
     """A policy as stored. Expects `source`, `target` (with namespaces), `author` selected and
     `rules` prefetched."""
 
-    source_repository = serializers.CharField(source="source.full_name", read_only=True)
-    target_repository = serializers.CharField(source="target.full_name", read_only=True)
+    source_repository = serializers.SerializerMethodField(help_text="Repository scope: the repository.")
+    namespace = serializers.SerializerMethodField(help_text="Namespace scope: the namespace.")
+    target_repository = serializers.CharField(source="target_name", read_only=True,
+                                              help_text='"ns/name", or a template such as "qa/{name}".')
     rules = serializers.SerializerMethodField()
     author = serializers.SerializerMethodField(help_text="Username of whoever saved the policy last.")
     is_active = serializers.BooleanField(read_only=True, help_text="Enabled and not paused.")
 
     class Meta:
         model = PromotionPolicy
-        fields = ["id", "source_repository", "target_repository", "rules", "tag_template", "enabled",
+        fields = ["id", "scope", "source_repository", "namespace", "repository_filter", "target_repository",
+                  "rules", "tag_template", "enabled",
                   "is_active", "paused_reason", "author", "created_at", "updated_at"]
         read_only_fields = fields
 
@@ -56,6 +59,12 @@ class PromotionPolicySerializer(serializers.ModelSerializer[PromotionPolicy]):
 
     def get_author(self, policy: PromotionPolicy) -> str | None:
         return policy.author.username if policy.author is not None else None
+
+    def get_source_repository(self, policy: PromotionPolicy) -> str | None:
+        return policy.source.full_name if policy.source is not None else None
+
+    def get_namespace(self, policy: PromotionPolicy) -> str | None:
+        return policy.namespace.name if policy.namespace is not None else None
 
 
 def rule_data(rule: PolicyRule) -> dict[str, Any]:
@@ -86,8 +95,19 @@ class PromotionPolicyWriteSerializer(serializers.Serializer[Any]):
         return attrs
 
 
+class ScopedPromotionPolicyWriteSerializer(PromotionPolicyWriteSerializer):
+    """A namespace or global policy: adds `repository_filter`; `target_repository` may be a
+    template such as "qa/{name}"."""
+
+    repository_filter = serializers.CharField(required=False, allow_blank=True, max_length=255,
+                                              help_text="RE2 full match on the repository name (namespace "
+                                                        "scope) or namespace/name (global); empty: all.")
+
+
 class DryRunRequestSerializer(serializers.Serializer[Any]):
     tag = serializers.CharField(max_length=128, help_text="A tag of the source repository.")
+    repository = serializers.CharField(required=False, max_length=300,
+                                       help_text='Namespace and global policies: the repository "ns/name".')
 
 
 class RuleResultSerializer(serializers.Serializer[Any]):

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from registry_policies.policies import criteria, selectors, services, tag_templates
 from registry_policies.policies.models import PolicyRule, Promotion, PromotionPolicy
+from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository, Tag
 from registry_policies.tenancy.access import Role, can_manage_policies
 from registry_policies.web.promotion_forms import (
@@ -31,6 +32,7 @@ from registry_policies.web.promotion_forms import (
     with_one_more_row,
 )
 from registry_policies.web.views.common import current_user, forbidden, repository_context, repository_or_404
+from registry_policies.web.views.scoped_rows import policy_rows
 
 MANAGE_ONLY = ("Only administrators, the owner of a user namespace and those granted “manage policies” on "
                "the namespace may change the promotion policies of {repository}.")
@@ -98,7 +100,9 @@ def promotions(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     context = repository_context(
         repository, role, "promotions", policies=_policy_rows(repository), history=history, page=page,
         filters=filters, filter_query=query.urlencode(),
-        may_manage=can_manage_policies(request.user, repository.namespace))
+        may_manage=can_manage_policies(request.user, repository.namespace),
+        inherited=policy_rows(request.user, [p for p in selectors.policies_applying_to(repository)
+                                             if p.scope != Scope.REPOSITORY], field="source"))
     return render(request, "web/repository/promotions.html", context)
 
 
@@ -163,7 +167,7 @@ def _policy_form(request: HttpRequest, namespace: str, name: str, pk: int | None
         initial: dict[str, Any] = {"enabled": True}
         stored: list[dict[str, Any]] = []
         if policy is not None:
-            initial = {"target": policy.target.full_name, "tag_template": policy.tag_template,
+            initial = {"target": policy.target_name, "tag_template": policy.tag_template,
                        "enabled": policy.enabled}
             stored = [services.rule_as_dict(rule) for rule in policy.rules.all()]
         form = PolicyForm(initial=initial, targets=targets)
