@@ -7,11 +7,8 @@ file in the node's own data dir, it cannot become unreachable on its own.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -19,87 +16,19 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from tests.faults.proxy import DatabaseProxy
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
 
-class TcpProxy:
-    """127.0.0.1:<port> → target; `cut()` closes every connection and refuses new ones, `restore()`
-    listens again on the same port."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self.restore()
-
-    @property
-    def listening(self) -> bool:
-        return self._listener is not None
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            for sock in (client, upstream):  # no Nagle delay on each of the many small round trips
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._sockets.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
 @pytest.fixture
-def proxied_server(tmp_path_factory, monkeypatch) -> Iterator[tuple[RunningServer, TcpProxy]]:  # type: ignore[no-untyped-def]
+def proxied_server(tmp_path_factory, monkeypatch) -> Iterator[tuple[RunningServer, DatabaseProxy]]:  # type: ignore[no-untyped-def]
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
         pytest.skip("PostgreSQL pass only (DATABASE_URL=postgres://…): a database the node reaches over the network")
     parsed = urlparse(base)
-    proxy = TcpProxy((parsed.hostname or "127.0.0.1", parsed.port or 5432))
+    proxy = DatabaseProxy((parsed.hostname or "127.0.0.1", parsed.port or 5432))
     netloc = f"{parsed.username or 'postgres'}@127.0.0.1:{proxy.port}"
     monkeypatch.setenv("DATABASE_URL", parsed._replace(netloc=netloc).geturl())  # the server's database too
     server = RunningServer.start(tmp_path_factory.mktemp("outage"), with_worker=False)
