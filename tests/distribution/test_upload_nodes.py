@@ -25,9 +25,11 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, WebNode]]:
     """Node A (the usual server) and node B (gunicorn on the same database and data dir). A short
-    upload lease, so an upload whose writer was killed can be resumed within the test."""
+    upload lease, so an upload whose writer was killed can be resumed within the test. No per-account
+    upload cap: the crowd test pushes 100 bodies at once from one account (the cap has its own tests
+    in test_slow_clients.py and test_upload_slots.py)."""
     server = RunningServer.start(tmp_path_factory.mktemp("nodes"), with_worker=False,
-                                 extra_env={"REGISTRY_UPLOAD_LEASE_SECONDS": "3"})
+                                 extra_env={"REGISTRY_UPLOAD_LEASE_SECONDS": "3", "UPLOADS_PER_ACCOUNT": "0"})
     node = WebNode.start(server)
     yield server, node
     node.stop()
