@@ -177,3 +177,41 @@ def test_author_who_lost_admin_pauses_the_namespace_mirror_at_run_time(world):
     policy = PushMirrorPolicy.objects.get(pk=created["id"])
     assert "nsadmin" in policy.paused_reason and not policy.is_active
     assert run.blobs_sent == 0
+
+
+def test_pages_list_scoped_mirrors_with_where_they_are_edited(world):
+    from django.test import Client
+
+    created = post_namespace_mirror(world, world["nsadmin"]).json()
+    website = create_repository(namespace=world["dev"], name="website", actor=world["olga"])
+    dev = world["dev"].name
+
+    def page(user, path):  # type: ignore[no-untyped-def]
+        client = Client()
+        client.force_login(user)
+        return client.get(path)
+
+    tab = page(world["writer"], f"/{dev}/website/mirrors/")
+    assert tab.status_code == 200
+    html = tab.content.decode()
+    row = html[html.index(f'id="inherited-push-mirror-{created["id"]}"'):]
+    row = row[:row.index("</tr>")]
+    assert f"namespace {dev}" in row and f"/{world['team']}/website</code>" in row
+    assert f'href="/{dev}/-/policies/"' in row and "read-only for you" in row
+    assert "read-only for you" not in page(world["nsadmin"], f"/{dev}/website/mirrors/").content.decode()
+    assert page(world["stranger"], f"/{dev}/website/mirrors/").status_code == 404
+    assert website.pk  # the repository exists; an unmatched one lists nothing
+    create_repository(namespace=world["dev"], name="api", actor=world["olga"])
+    assert "inherited-push-mirror-" not in page(world["writer"], f"/{dev}/api/mirrors/").content.decode()
+
+    policies = page(world["nsadmin"], f"/{dev}/-/policies/")
+    assert policies.status_code == 200 and f'id="push-mirror-{created["id"]}"' in policies.content.decode()
+    assert page(world["stranger"], f"/{dev}/-/policies/").status_code == 404
+    writer = Client()
+    writer.force_login(world["writer"])
+    refused = writer.post(f"/{dev}/-/policies/push-mirror/{created['id']}/delete/")
+    assert refused.status_code == 403 and PushMirrorPolicy.objects.filter(pk=created["id"]).exists()
+    admin = Client()
+    admin.force_login(world["nsadmin"])
+    assert admin.post(f"/{dev}/-/policies/push-mirror/{created['id']}/delete/").status_code == 302
+    assert not PushMirrorPolicy.objects.filter(pk=created["id"]).exists()
