@@ -153,16 +153,25 @@ def evaluate_policies_for_tag(*, repository_id: int, tag_name: str, digest: str,
     if tag is None:
         return []
     queued = []
-    seen: set[tuple[str, str, str]] = set()
+    earlier: dict[tuple[str, str, str], list[int]] = {}
     for policy in active_policies_of(tag.repository):
         key = destination_key(policy, tag.repository, tag.name)
-        if key in seen:  # an earlier policy already mirrors this tag to the same remote tag
-            continue
-        seen.add(key)
+        if key in earlier and _covered(earlier[key], tag):
+            continue  # an earlier policy already mirrors this tag to the same remote tag
+        earlier.setdefault(key, []).append(policy.pk)
         run = evaluate_tag(policy=policy, tag=tag, trigger=trigger)
         if run is not None:
             queued.append(run)
     return queued
+
+
+def _covered(policy_ids: list[int], tag: Tag) -> bool:
+    """Did one of `policy_ids` take this tag at this digest (a run waiting, queued, running or done)?
+    A policy whose rules refused the tag does not cover it for a later one."""
+    return MirrorRun.objects.filter(
+        push_policy_id__in=policy_ids, repository_id=tag.repository_id, source_tag=tag.name,
+        digest=tag.manifest.digest,
+        status__in=[MirrorRun.Status.PENDING, *MirrorRun.ACTIVE, MirrorRun.Status.SUCCEEDED]).exists()
 
 
 def _pending_for_digest(digest: str) -> list[MirrorRun]:

@@ -215,3 +215,14 @@ def test_pages_list_scoped_mirrors_with_where_they_are_edited(world):
     admin.force_login(world["nsadmin"])
     assert admin.post(f"/{dev}/-/policies/push-mirror/{created['id']}/delete/").status_code == 302
     assert not PushMirrorPolicy.objects.filter(pk=created["id"]).exists()
+
+
+def test_an_earlier_policy_whose_rules_refuse_the_tag_does_not_block_a_later_one(world):
+    website = create_repository(namespace=world["dev"], name="website", actor=world["olga"])
+    own = services.create_push_policy(actor=world["nsadmin"], source=website, integration=world["integration"],
+                                      remote_repository=f"{world['team']}/website", rules=STABLE)
+    scoped = post_namespace_mirror(world, world["nsadmin"], rules=[]).json()
+    push_image(website, "4.0-beta", actor=world["olga"])
+    runs = MirrorRun.objects.filter(source_tag="4.0-beta")
+    assert [(r.push_policy_id, r.status) for r in runs] == [(scoped["id"], "succeeded")]
+    assert not MirrorRun.objects.filter(push_policy=own).exists()
