@@ -226,3 +226,22 @@ def test_an_earlier_policy_whose_rules_refuse_the_tag_does_not_block_a_later_one
     runs = MirrorRun.objects.filter(source_tag="4.0-beta")
     assert [(r.push_policy_id, r.status) for r in runs] == [(scoped["id"], "succeeded")]
     assert not MirrorRun.objects.filter(push_policy=own).exists()
+
+
+def test_admin_creates_a_global_mirror_and_names_the_template_error(world):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(world["root"])
+    base = {"scope": "global", "source": "", "namespace": "", "repository_filter": "",
+            "integration": world["integration"].pk, "rules": "[]", "tag_template": "", "enabled": "on"}
+    bad = client.post("/admin/mirroring/pushmirrorpolicy/add/", {**base, "remote_repository": "team/app"})
+    assert bad.status_code == 200 and "{name} once" in bad.content.decode()
+    assert PushMirrorPolicy.objects.count() == 0
+    added = client.post("/admin/mirroring/pushmirrorpolicy/add/",
+                        {**base, "remote_repository": f"{world['team']}/{{name}}"})
+    assert added.status_code == 302, added.content.decode()[:2000]
+    policy = PushMirrorPolicy.objects.get()
+    assert (policy.scope, policy.source, policy.namespace, policy.author) == ("global", None, None, world["root"])
+    listed = client.get("/admin/mirroring/pushmirrorpolicy/").content.decode()
+    assert f"/admin/mirroring/pushmirrorpolicy/{policy.pk}/change/" in listed
