@@ -25,6 +25,9 @@ def _administered(request: HttpRequest) -> QuerySet[Repository]:
 
 
 class PushMirrorPolicyForm(forms.ModelForm):
+    scope = forms.ChoiceField(choices=Scope.choices, required=False, initial=Scope.REPOSITORY,
+                              help_text="Repository (give the source), namespace (give the namespace) or global "
+                                        "(superusers); the remote of the last two is a template like team/{name}.")
     rules = forms.JSONField(required=False, initial=list, widget=forms.Textarea(attrs={"rows": 4, "cols": 70}),
                             help_text='e.g. [{"field": "tag_name", "operator": "ends_with", "values": ["stable"]}]')
 
@@ -44,6 +47,7 @@ class PushMirrorPolicyForm(forms.ModelForm):
                       "rules": data.get("rules") or [], "tag_template": data.get("tag_template", ""),
                       "enabled": data.get("enabled", True)}
             scope = self.instance.scope if self.instance.pk else data.get("scope") or Scope.REPOSITORY
+            data["scope"] = scope
             repository_filter = data.get("repository_filter", "")
             if self.instance.pk:
                 extra = {} if scope == Scope.REPOSITORY else {"repository_filter": repository_filter}
