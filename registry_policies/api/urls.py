@@ -159,3 +159,23 @@ repository_patterns += [
 ]
 namespace_patterns += _scoped_policy_patterns("namespace", "namespace")
 urlpatterns += _scoped_policy_patterns("global", "global")
+
+# -- push mirror scopes (issue 14): namespace and global push mirror policies ---
+from registry_policies.api.views import scoped_mirrors  # noqa: E402
+
+
+def _scoped_mirror_patterns(kind: str, prefix: str) -> list[URLPattern | URLResolver]:
+    return [
+        path("push-mirrors/", scoped_mirrors.ScopedPushMirrorListView.as_view(scope_kind=kind),
+             name=f"{prefix}-push-mirror-list"),
+        path("push-mirrors/<int:pk>/", scoped_mirrors.ScopedPushMirrorDetailView.as_view(scope_kind=kind),
+             name=f"{prefix}-push-mirror-detail"),
+        path("push-mirrors/<int:pk>/dry-run/", scoped_mirrors.ScopedPushMirrorDryRunView.as_view(scope_kind=kind),
+             name=f"{prefix}-push-mirror-dry-run"),
+        path("push-mirrors/<int:pk>/run/", scoped_mirrors.ScopedPushMirrorRunView.as_view(scope_kind=kind),
+             name=f"{prefix}-push-mirror-run"),
+    ]
+
+
+namespace_patterns += _scoped_mirror_patterns("namespace", "namespace")
+urlpatterns += _scoped_mirror_patterns("global", "global")

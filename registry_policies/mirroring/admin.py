@@ -8,12 +8,14 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from registry_policies.integrations.selectors import integrations_usable_by
 from registry_policies.mirroring import services
 from registry_policies.mirroring.models import MirrorRun, PullMirror, PushMirrorPolicy
+from registry_policies.policies import scopes
+from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository
 from registry_policies.tenancy.access import Role, repositories_with_role
 
@@ -23,12 +25,16 @@ def _administered(request: HttpRequest) -> QuerySet[Repository]:
 
 
 class PushMirrorPolicyForm(forms.ModelForm):
+    scope = forms.ChoiceField(choices=Scope.choices, required=False, initial=Scope.REPOSITORY,
+                              help_text="Repository (give the source), namespace (give the namespace) or global "
+                                        "(superusers); the remote of the last two is a template like team/{name}.")
     rules = forms.JSONField(required=False, initial=list, widget=forms.Textarea(attrs={"rows": 4, "cols": 70}),
                             help_text='e.g. [{"field": "tag_name", "operator": "ends_with", "values": ["stable"]}]')
 
     class Meta:
         model = PushMirrorPolicy
-        fields = ["source", "integration", "remote_repository", "rules", "tag_template", "enabled"]
+        fields = ["scope", "source", "namespace", "repository_filter", "integration", "remote_repository", "rules",
+                  "tag_template", "enabled"]
 
     def clean(self) -> dict[str, Any]:
         """Validate and Connect through the service (errors land next to their fields)."""
@@ -40,10 +46,23 @@ class PushMirrorPolicyForm(forms.ModelForm):
             values = {"integration": data.get("integration"), "remote_repository": data.get("remote_repository", ""),
                       "rules": data.get("rules") or [], "tag_template": data.get("tag_template", ""),
                       "enabled": data.get("enabled", True)}
+            scope = self.instance.scope if self.instance.pk else data.get("scope") or Scope.REPOSITORY
+            data["scope"] = scope
+            repository_filter = data.get("repository_filter", "")
             if self.instance.pk:
-                self.saved = services.update_push_policy(actor=actor, policy=self.instance, **values)
-            else:
+                extra = {} if scope == Scope.REPOSITORY else {"repository_filter": repository_filter}
+                self.saved = services.update_push_policy(actor=actor, policy=self.instance, **values, **extra)
+            elif scope == Scope.REPOSITORY:
+                if data.get("source") is None:
+                    raise ValidationError({"source": ["A repository policy needs its source repository."]})
                 self.saved = services.create_push_policy(actor=actor, source=data["source"], **values)
+            else:
+                if (data.get("namespace") is None) != (scope == Scope.GLOBAL):
+                    raise ValidationError({"namespace": ["A namespace policy needs its namespace; a global one "
+                                                         "none."]})
+                self.saved = services.create_scoped_push_policy(
+                    actor=actor, scope=scope, namespace=data.get("namespace"), repository_filter=repository_filter,
+                    **values)
         except ValidationError as error:
             for field, errors in error.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
@@ -55,20 +74,30 @@ class PushMirrorPolicyForm(forms.ModelForm):
 @admin.register(PushMirrorPolicy)
 class PushMirrorPolicyAdmin(admin.ModelAdmin):
     form = PushMirrorPolicyForm
-    list_display = ["id", "source", "integration", "remote_repository", "tag_template", "enabled", "paused_reason",
-                    "author", "updated_at"]
-    list_filter = ["enabled", "created_at"]
-    search_fields = ["source__name", "source__namespace__name", "remote_repository", "integration__name",
-                     "integration__url"]
-    list_select_related = ["source__namespace", "integration__namespace", "author"]
+    list_display = ["id", "scope", "source", "namespace", "repository_filter", "integration", "remote_repository",
+                    "tag_template", "enabled", "paused_reason", "author", "updated_at"]
+    list_filter = ["scope", "enabled", "created_at"]
+    search_fields = ["source__name", "source__namespace__name", "namespace__name", "remote_repository",
+                     "integration__name", "integration__url"]
+    list_select_related = ["source__namespace", "namespace", "integration__namespace", "author"]
     readonly_fields = ["author", "paused_reason", "created_at", "updated_at"]
     actions = ["run_on_existing_tags"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PushMirrorPolicy]:
-        return super().get_queryset(request).filter(source__in=_administered(request))
+        """Repository policies of repositories the user administers, namespace policies they may
+        edit (`scopes.may_edit`), global ones for superusers."""
+        found = super().get_queryset(request)
+        if getattr(request.user, "is_superuser", False):
+            return found
+        namespaces = [p.namespace_id for p in found.filter(scope=Scope.NAMESPACE).select_related("namespace")
+                      if scopes.may_edit(request.user, scope=Scope.NAMESPACE, namespace=p.namespace)]
+        return found.filter(Q(scope=Scope.REPOSITORY, source__in=_administered(request))
+                            | Q(scope=Scope.NAMESPACE, namespace_id__in=namespaces))
 
     def get_readonly_fields(self, request: HttpRequest, obj: PushMirrorPolicy | None = None) -> list[str]:
-        return [*self.readonly_fields, "source"] if obj is not None else list(self.readonly_fields)
+        if obj is None:
+            return list(self.readonly_fields)
+        return [*self.readonly_fields, "scope", "source", "namespace"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)

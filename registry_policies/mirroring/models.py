@@ -17,15 +17,29 @@ from django.db.models import Q
 from registry_policies.core.crypto import EncryptedTextField, UndecryptableValue, plaintext
 from registry_policies.integrations.models import Integration
 from registry_policies.mirroring.validators import MIN_INTERVAL_SECONDS
+from registry_policies.policies.scopes import Scope, scope_constraint
 from registry_policies.repositories.models import Repository
+from registry_policies.tenancy.models import Namespace
 
 
 class PushMirrorPolicy(models.Model):
-    """When a tag of `source` matches every rule, push it to `integration`/`remote_repository`."""
+    """When a tag of a repository in scope matches every rule, push it to
+    `integration`/`remote_repository` (for namespace and global scope a template such as
+    ``team/{name}``, rendered per source repository: `remote_for`)."""
 
-    source = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="push_mirror_policies")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.REPOSITORY)
+    source = models.ForeignKey(Repository, null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="push_mirror_policies", help_text="Repository scope only.")
+    namespace = models.ForeignKey(Namespace, null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="push_mirror_policies", help_text="Namespace scope only.")
+    repository_filter = models.CharField(
+        max_length=500, blank=True,
+        help_text="Namespace/global scope: RE2 pattern the repository name (namespace scope) or full name "
+                  "(global) must fully match; empty: every repository.")
     integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="push_mirror_policies")
-    remote_repository = models.CharField(max_length=255, help_text="Repository path on the remote, e.g. team/app.")
+    remote_repository = models.CharField(
+        max_length=255, help_text="Repository path on the remote, e.g. team/app; for namespace and global scope "
+                                  "a template with {name} once, e.g. team/{name}.")
     rules = models.JSONField(default=list, blank=True,
                              help_text='[{"field", "operator", "values": [...], "severity"?}], all must match.')
     tag_template = models.CharField(max_length=128, blank=True,
@@ -42,15 +56,27 @@ class PushMirrorPolicy(models.Model):
         ordering = ["source", "id"]
         verbose_name = "push mirror policy"
         verbose_name_plural = "push mirror policies"
+        constraints = [scope_constraint("push_mirror_policy_scope_owner")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.source} → {self.remote}"
+        where = self.source if self.scope == Scope.REPOSITORY else (
+            f"namespace {self.namespace}" if self.scope == Scope.NAMESPACE else "global")
+        return f"#{self.pk} {where} → {self.remote}"
 
     @property
     def remote(self) -> str:
-        """``host[/prefix]/remote_repository`` for people."""
+        """``host[/prefix]/remote_repository`` for people (the template, if it is one)."""
         url = self.integration.url.split("://", 1)[-1] if self.integration_id else "?"
         return f"{url}/{self.remote_repository}"
+
+    def remote_repository_for(self, repository: Repository) -> str:
+        """The remote repository path a tag of `repository` goes to ({name} rendered)."""
+        return self.remote_repository.replace("{name}", repository.name)
+
+    def remote_for(self, repository: Repository) -> str:
+        """``host[/prefix]/path`` for a tag of `repository`."""
+        url = self.integration.url.split("://", 1)[-1] if self.integration_id else "?"
+        return f"{url}/{self.remote_repository_for(repository)}"
 
     @property
     def is_active(self) -> bool:
@@ -58,7 +84,11 @@ class PushMirrorPolicy(models.Model):
 
     @property
     def audit_repository(self) -> str:
-        return self.source.full_name
+        return self.source.full_name if self.source is not None else ""
+
+    @property
+    def audit_namespace(self) -> str:
+        return self.namespace.name if self.namespace is not None else ""
 
 
 class PullMirror(models.Model):

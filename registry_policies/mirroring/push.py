@@ -14,6 +14,12 @@ pending runs. Execution of a claimed run copies only what the remote lacks:
 
 Referrers (signatures, SBOMs) and scan data stay behind. Network errors and 5xx are retried with
 backoff by the client; 401/403 fail the run and pause the policy with the reason.
+
+Scopes (`policies.scopes`): a tag push evaluates every policy that applies to the repository —
+repository, then namespace, then global, each by id; a namespace or global policy's remote is its
+template rendered for the pushed repository (``team/{name}``). De-duplication: within one
+evaluation a (remote registry, remote repository, remote tag) is mirrored at most once; a later
+policy naming the same destination records nothing.
 """
 from __future__ import annotations
 
@@ -39,12 +45,14 @@ from registry_policies.integrations.selectors import integrations_usable_by
 from registry_policies.mirroring import runs
 from registry_policies.mirroring.models import MirrorRun, PushMirrorPolicy
 from registry_policies.mirroring.remote import integration_client
-from registry_policies.policies import criteria, tag_templates
+from registry_policies.mirroring.selectors import push_mirror_policies_applying_to
+from registry_policies.policies import criteria, scopes, tag_templates
 from registry_policies.policies.evaluation import evaluate
 from registry_policies.policies.facts import UNSCANNED, ImageFacts
+from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.errors import ContentError
 from registry_policies.repositories.manifests import Descriptor, ParsedManifest, parse_manifest
-from registry_policies.repositories.models import Manifest, Tag
+from registry_policies.repositories.models import Manifest, Repository, Tag
 from registry_policies.repositories.services import repository_event_contents
 from registry_policies.scanning.facts import image_facts_for
 from registry_policies.scanning.models import Scan
@@ -67,9 +75,18 @@ class MirrorContentError(Exception):
 
 # -- evaluation ----------------------------------------------------------------------------------
 
-def active_policies_of(repository_id: int) -> list[PushMirrorPolicy]:
-    return list(PushMirrorPolicy.objects.filter(source_id=repository_id, enabled=True, paused_reason="")
-                .select_related("source__namespace", "integration", "author"))
+def active_policies_of(repository: Repository) -> list[PushMirrorPolicy]:
+    """The active push mirror policies of every scope that apply to `repository`, in order."""
+    return push_mirror_policies_applying_to(repository, active_only=True)
+
+
+def destination_key(policy: PushMirrorPolicy, repository: Repository, tag_name: str) -> tuple[str, str, str]:
+    """(remote registry, remote repository, remote tag) a tag would go to now (the de-duplication key)."""
+    try:
+        remote_tag = tag_templates.render_tag(policy.tag_template, source_tag=tag_name, now=timezone.now())
+    except tag_templates.TagTemplateError:
+        remote_tag = f"{policy.tag_template}:{tag_name}"
+    return policy.integration.url, policy.remote_repository_for(repository), remote_tag
 
 
 def _facts(rules: list[criteria.Rule], manifest: Manifest) -> ImageFacts:
@@ -81,7 +98,10 @@ def evaluate_tag(*, policy: PushMirrorPolicy, tag: Tag, trigger: str) -> MirrorR
     queued, or a pending one now queued), or None: no match (nothing recorded; a pending run of
     the same digest is closed as skipped), still pending, or already queued/running."""
     digest = tag.manifest.digest
-    open_runs = MirrorRun.objects.filter(push_policy=policy, source_tag=tag.name, digest=digest)
+    repository = tag.repository
+    remote = policy.remote_for(repository)
+    open_runs = MirrorRun.objects.filter(push_policy=policy, repository=repository, source_tag=tag.name,
+                                         digest=digest)
     if open_runs.filter(status__in=MirrorRun.ACTIVE).exists():
         return None
     rules = criteria.parse_rules(policy.rules)
@@ -96,16 +116,16 @@ def evaluate_tag(*, policy: PushMirrorPolicy, tag: Tag, trigger: str) -> MirrorR
         failed_scan = _failed_scan_reason(tag.manifest)
         if failed_scan:  # it will never finish: the policy cannot be decided
             run = pending or MirrorRun.objects.create(
-                direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=policy.source,
-                remote=policy.remote, status=MirrorRun.Status.PENDING, trigger=trigger, source_tag=tag.name,
+                direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=repository,
+                remote=remote, status=MirrorRun.Status.PENDING, trigger=trigger, source_tag=tag.name,
                 digest=digest)
             runs.close_unstarted(run, status=MirrorRun.Status.FAILED, error=f"The scan failed: {failed_scan}",
                                  error_code="scan_failed")
             return None
         if pending is None:
             MirrorRun.objects.create(
-                direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=policy.source,
-                remote=policy.remote, status=MirrorRun.Status.PENDING, trigger=trigger, source_tag=tag.name,
+                direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=repository,
+                remote=remote, status=MirrorRun.Status.PENDING, trigger=trigger, source_tag=tag.name,
                 digest=digest, detail=f"Waiting for scan results of every image of the tag: {evaluation.reason}"[:1000])
         return None
     now = timezone.now()
@@ -114,7 +134,7 @@ def evaluate_tag(*, policy: PushMirrorPolicy, tag: Tag, trigger: str) -> MirrorR
         pending.refresh_from_db()
         return pending
     return MirrorRun.objects.create(
-        direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=policy.source, remote=policy.remote,
+        direction=MirrorRun.Direction.PUSH, push_policy=policy, repository=repository, remote=remote,
         status=MirrorRun.Status.QUEUED, trigger=trigger, source_tag=tag.name, digest=digest, queued_at=now)
 
 
@@ -133,11 +153,25 @@ def evaluate_policies_for_tag(*, repository_id: int, tag_name: str, digest: str,
     if tag is None:
         return []
     queued = []
-    for policy in active_policies_of(repository_id):
+    earlier: dict[tuple[str, str, str], list[int]] = {}
+    for policy in active_policies_of(tag.repository):
+        key = destination_key(policy, tag.repository, tag.name)
+        if key in earlier and _covered(earlier[key], tag):
+            continue  # an earlier policy already mirrors this tag to the same remote tag
+        earlier.setdefault(key, []).append(policy.pk)
         run = evaluate_tag(policy=policy, tag=tag, trigger=trigger)
         if run is not None:
             queued.append(run)
     return queued
+
+
+def _covered(policy_ids: list[int], tag: Tag) -> bool:
+    """Did one of `policy_ids` take this tag at this digest (a run waiting, queued, running or done)?
+    A policy whose rules refused the tag does not cover it for a later one."""
+    return MirrorRun.objects.filter(
+        push_policy_id__in=policy_ids, repository_id=tag.repository_id, source_tag=tag.name,
+        digest=tag.manifest.digest,
+        status__in=[MirrorRun.Status.PENDING, *MirrorRun.ACTIVE, MirrorRun.Status.SUCCEEDED]).exists()
 
 
 def _pending_for_digest(digest: str) -> list[MirrorRun]:
@@ -161,8 +195,8 @@ def resume_pending_for_digest(*, digest: str) -> list[MirrorRun]:
     queued = []
     for run in _pending_for_digest(digest):
         policy = run.push_policy
-        tag = Tag.objects.select_related("manifest").filter(repository_id=run.repository_id, name=run.source_tag,
-                                                             manifest__digest=run.digest).first()
+        tag = Tag.objects.select_related("manifest", "repository__namespace").filter(
+            repository_id=run.repository_id, name=run.source_tag, manifest__digest=run.digest).first()
         if policy is None or not policy.is_active or tag is None:
             runs.close_unstarted(run, status=MirrorRun.Status.SKIPPED,
                                  error="The tag moved, or the policy was disabled, before the scan finished.")
@@ -175,14 +209,24 @@ def resume_pending_for_digest(*, digest: str) -> list[MirrorRun]:
 
 # -- execution -----------------------------------------------------------------------------------
 
-def blocked_reason(policy: PushMirrorPolicy) -> str:
-    """Why the policy may not run any more (its author lost a right), or ""."""
+def blocked_reason(policy: PushMirrorPolicy, repository: Repository | None = None) -> str:
+    """Why the policy may not run any more (its author lost a right), or "". Repository scope: admin
+    on the source. Namespace and global scope: the right to edit a policy of that scope (admin on
+    the namespace or `manage_policies`; superuser) and read on the `repository` being mirrored."""
     author = policy.author
-    lost = ownership.lost_rights_reason(author, label="The policy's author",
-                                        needs=[ownership.Needs(repository=policy.source, action="admin")])
+    label = "The policy's author"
+    if policy.scope == Scope.REPOSITORY:
+        needs = [ownership.Needs(repository=policy.source, action="admin")]
+    else:
+        needs = [ownership.Needs(repository=repository, action="read")] if repository is not None else []
+    lost = ownership.lost_rights_reason(author, label=label, needs=needs)
     if lost:
         return lost
     assert author is not None
+    if policy.scope != Scope.REPOSITORY and not scopes.may_edit(author, scope=policy.scope,
+                                                                namespace=policy.namespace):
+        where = f"the namespace {policy.namespace}" if policy.scope == Scope.NAMESPACE else "global"
+        return f"{label} {author.username} may no longer manage {where} policies."
     if not integrations_usable_by(author).filter(pk=policy.integration_id).exists():
         return f"The policy's author {author.username} may no longer use the integration {policy.integration}."
     return ""
@@ -196,7 +240,7 @@ def execute(run: MirrorRun) -> None:
     """Carry out the claimed push run `run` and record its outcome (never raises for remote or
     content failures: they are the run's error)."""
     policy = None if run.push_policy_id is None else (
-        PushMirrorPolicy.objects.select_related("source__namespace", "integration__namespace", "author")
+        PushMirrorPolicy.objects.select_related("source__namespace", "namespace", "integration__namespace", "author")
         .filter(pk=run.push_policy_id).first())
     if policy is None:
         runs.finish(run, status=MirrorRun.Status.FAILED, error="The push mirror policy was deleted.")
@@ -205,12 +249,13 @@ def execute(run: MirrorRun) -> None:
         why = policy.paused_reason or "The policy was disabled."
         runs.finish(run, status=MirrorRun.Status.SKIPPED, error=f"Not run: {why}")
         return
-    blocked = blocked_reason(policy)
+    blocked = blocked_reason(policy, run.repository)
     if blocked:
         pause(policy, blocked)
         _failed(run, policy, blocked, "author_lost_rights")
         return
-    tag = Tag.objects.select_related("manifest").filter(repository_id=run.repository_id, name=run.source_tag).first()
+    tag = (Tag.objects.select_related("manifest", "repository__namespace")
+           .filter(repository_id=run.repository_id, name=run.source_tag).first())
     if tag is None or tag.manifest.digest != run.digest:
         runs.finish(run, status=MirrorRun.Status.SKIPPED,
                     error="The tag moved or was deleted before the run started; a newer push has its own run.")
@@ -225,7 +270,8 @@ def execute(run: MirrorRun) -> None:
     transfer = runs.Transfer()
     try:
         with integration_client(policy.integration) as client:
-            up_to_date = Pusher(client, policy, transfer).push(tag.manifest, remote_tag)
+            pusher = Pusher(client, policy, transfer, remote=policy.remote_repository_for(tag.repository))
+            up_to_date = pusher.push(tag.manifest, remote_tag)
     except DecryptionError as error:
         pause(policy, str(error))
         _failed(run, policy, str(error), "secret_undecryptable", transfer)
@@ -252,18 +298,19 @@ def _failed(run: MirrorRun, policy: PushMirrorPolicy, error: str, code: str,
 
 
 def _event_contents(run: MirrorRun, policy: PushMirrorPolicy) -> dict[str, Any]:
-    return {**repository_event_contents(policy.source), "push_mirror_id": policy.pk, "run_id": run.pk,
-            "tag": run.source_tag, "digest": run.digest, "remote": policy.remote, "remote_tag": run.remote_tag,
+    return {**repository_event_contents(run.repository), "push_mirror_id": policy.pk, "run_id": run.pk,
+            "tag": run.source_tag, "digest": run.digest, "remote": run.remote, "remote_tag": run.remote_tag,
             "status": run.status, "bytes": run.bytes_transferred, "error": run.error}
 
 
 class Pusher:
     """Copies one manifest tree from the local store to the policy's remote repository."""
 
-    def __init__(self, client: RegistryClient, policy: PushMirrorPolicy, transfer: runs.Transfer) -> None:
+    def __init__(self, client: RegistryClient, policy: PushMirrorPolicy, transfer: runs.Transfer, *,
+                 remote: str) -> None:
         self.client = client
         self.policy = policy
-        self.remote = policy.remote_repository
+        self.remote = remote
         self.transfer = transfer
         self.store = get_blob_store()
         self._lock = threading.Lock()
@@ -316,7 +363,7 @@ class Pusher:
         if self.client.blob_exists(self.remote, digest):
             self.transfer.blobs_skipped += 1
             return True
-        for source in mount_candidates(self.policy, digest):
+        for source in mount_candidates(self.policy, digest, remote=self.remote):
             try:
                 if self.client.mount_blob(self.remote, digest, source):
                     self.transfer.blobs_mounted += 1
@@ -361,9 +408,10 @@ def parallel_uploads() -> int:
     return max(1, int(getattr(settings, "MIRRORING_PARALLEL_UPLOADS", 3)))
 
 
-def mount_candidates(policy: PushMirrorPolicy, digest: str) -> list[str]:
+def mount_candidates(policy: PushMirrorPolicy, digest: str, *, remote: str) -> list[str]:
     """Other repositories of the same remote registry that hold `digest` because a push mirror run
-    put it there (a succeeded run of a manifest — or an index of one — containing the blob)."""
+    put it there (a succeeded run of a manifest — or an index of one — containing the blob).
+    Only policies with a fixed remote repository count (a template's rendering is per source)."""
     holders = list(Manifest.objects.filter(blobs__digest=digest).values_list("digest", flat=True)[:100])
     if not holders:
         return []
@@ -371,15 +419,20 @@ def mount_candidates(policy: PushMirrorPolicy, digest: str) -> list[str]:
     repositories = (MirrorRun.objects
                     .filter(direction=MirrorRun.Direction.PUSH, status=MirrorRun.Status.SUCCEEDED,
                             digest__in=[*holders, *parents], push_policy__integration__url=policy.integration.url)
-                    .exclude(push_policy__remote_repository=policy.remote_repository)
+                    .exclude(push_policy__remote_repository=remote)
+                    .exclude(push_policy__remote_repository__contains="{")
                     .values_list("push_policy__remote_repository", flat=True).distinct())
     return list(repositories[:MAX_MOUNT_CANDIDATES])
 
 
 def queue_on_existing_tags(*, policy: PushMirrorPolicy) -> list[MirrorRun]:
-    """Evaluate `policy` on every current tag of its source ("run on existing tags")."""
+    """Evaluate `policy` on every current tag of every repository it applies to ("run on existing
+    tags")."""
     queued = []
-    for tag in Tag.objects.filter(repository_id=policy.source_id).select_related("manifest").order_by("name"):
+    repositories = scopes.repositories_in_scope(policy)
+    tags = (Tag.objects.filter(repository__in=repositories).select_related("manifest", "repository__namespace")
+            .order_by("repository_id", "name"))
+    for tag in tags:
         run = evaluate_tag(policy=policy, tag=tag, trigger=MirrorRun.Trigger.MANUAL)
         if run is not None:
             queued.append(run)

@@ -4,7 +4,12 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from registry_policies.mirroring.models import MirrorRun, PullMirror, PushMirrorPolicy
+from registry_policies.policies import scopes
+from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository
+from registry_policies.tenancy.models import Namespace
+
+_JOINED = ("source__namespace", "namespace", "integration__namespace", "author")
 
 
 def is_pull_mirrored(repository: Repository) -> bool:
@@ -19,8 +24,26 @@ def pull_mirror_of(repository: Repository) -> PullMirror | None:
 
 
 def push_policies_of(repository: Repository) -> QuerySet[PushMirrorPolicy]:
-    return (PushMirrorPolicy.objects.filter(source=repository)
-            .select_related("source__namespace", "integration__namespace", "author").order_by("id"))
+    """The repository-scope push mirror policies of `repository`, by id."""
+    return (PushMirrorPolicy.objects.filter(source=repository, scope=Scope.REPOSITORY)
+            .select_related(*_JOINED).order_by("id"))
+
+
+def push_mirror_policies_applying_to(repository: Repository, *,
+                                     active_only: bool = False) -> list[PushMirrorPolicy]:
+    """The push mirror policies of every scope that apply to `repository`, in evaluation order
+    (repository, namespace, global; each by id — `policies.scopes`). One query."""
+    found = PushMirrorPolicy.objects.filter(scopes.candidates_q(repository))
+    if active_only:
+        found = found.filter(enabled=True, paused_reason="")
+    return scopes.applying(found.select_related(*_JOINED), repository)
+
+
+def scoped_push_policies(*, namespace: Namespace | None) -> QuerySet[PushMirrorPolicy]:
+    """The namespace push mirror policies of `namespace`, or the global ones when None, by id."""
+    found = (PushMirrorPolicy.objects.filter(scope=Scope.NAMESPACE, namespace=namespace) if namespace is not None
+             else PushMirrorPolicy.objects.filter(scope=Scope.GLOBAL))
+    return found.select_related(*_JOINED).order_by("id")
 
 
 def runs_of(repository: Repository, *, direction: str | None = None, status: str | None = None,

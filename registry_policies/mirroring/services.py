@@ -6,6 +6,13 @@ the field it is about, and stores nothing. Saving a push mirror policy requires 
 Connect with push permission on the remote repository (the network check happens before the
 database transaction). Secrets are never written to the audit log: only that they changed.
 Runs are handed to workers after commit.
+
+Namespace and global push mirror policies (`policies.scopes`) need the right to edit a policy of
+that scope instead (admin on the namespace or `manage_policies`; superusers), and their
+`remote_repository` is a template with ``{name}`` exactly once (``team/{name}``), rendered per
+source repository. Their save-time Connect checks push permission on the template rendered for
+the first repository currently in scope (by full name), or only the credentials when none is;
+a rendered remote the credentials may not push to fails that run with the remote's reason.
 """
 from __future__ import annotations
 
@@ -34,9 +41,13 @@ from registry_policies.mirroring.validators import (
     normalize_tag_filter,
     validate_interval,
 )
-from registry_policies.policies import tag_templates
+from registry_policies.policies import scopes, tag_templates
+from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository
 from registry_policies.tenancy.access import can
+from registry_policies.tenancy.models import Namespace
+
+NAME_TOKEN = "{name}"
 
 # Connect failures about the remote repository (the rest are about the integration itself).
 REPOSITORY_CODES = frozenset({"no_push", "no_pull", "permission_denied", "not_found"})
@@ -54,6 +65,37 @@ def may_manage_mirrors(user: Any, repository: Repository) -> bool:
 def _require_admin(actor: Any, repository: Repository) -> None:
     if not may_manage_mirrors(actor, repository):
         raise PermissionDenied(f"You need the admin role on {repository.full_name} to manage its mirrors.")
+
+
+def may_edit_push_policy(user: Any, policy: PushMirrorPolicy) -> bool:
+    if policy.scope == Scope.REPOSITORY:
+        return policy.source is not None and may_manage_mirrors(user, policy.source)
+    return scopes.may_edit(user, scope=policy.scope, namespace=policy.namespace)
+
+
+def _require_edit(actor: Any, policy: PushMirrorPolicy) -> None:
+    if policy.scope == Scope.REPOSITORY:
+        assert policy.source is not None
+        _require_admin(actor, policy.source)
+    else:
+        scopes.check_may_edit(actor, scope=policy.scope, namespace=policy.namespace)
+
+
+def normalize_remote_template(value: str, *, field: str = "remote_repository") -> str:
+    """A namespace/global remote: a repository path with ``{name}`` exactly once, in the last
+    component, that renders a valid repository name (checked with a sample name)."""
+    text = (value or "").strip().strip("/")
+    last = text.rsplit("/", 1)[-1]
+    if text.count(NAME_TOKEN) != 1 or NAME_TOKEN not in last:
+        raise ValidationError({field: 'A namespace or global push mirror names its remote as a template with '
+                                      '{name} once, in the last component, e.g. "team/{name}".'})
+    try:
+        normalize_remote_repository(text.replace(NAME_TOKEN, "a"), field=field)
+    except ValidationError:
+        raise ValidationError({field: f"{text!r} does not render a valid repository name: lowercase letters "
+                                      "and digits, separated by '.', '_', '__' or '-', with '/' between "
+                                      "components."}) from None
+    return text
 
 
 def _collect(errors: dict[str, list[str]], error: ValidationError, default_field: str) -> None:
@@ -91,12 +133,13 @@ class _PushFields:
 
 
 def _validate_push(*, actor: Any, integration: Integration | None, remote_repository: str, rules: Any,
-                   tag_template: str) -> _PushFields:
+                   tag_template: str, scope: str = Scope.REPOSITORY) -> _PushFields:
     errors: dict[str, list[str]] = {}
     if integration is None or not integrations_usable_by(actor).filter(pk=integration.pk).exists():
         errors["integration"] = ["Choose an integration of a namespace you administer."]
     normalized: dict[str, Any] = {}
-    for field, check, value in (("remote_repository", normalize_remote_repository, remote_repository),
+    remote_check = normalize_remote_repository if scope == Scope.REPOSITORY else normalize_remote_template
+    for field, check, value in (("remote_repository", remote_check, remote_repository),
                                 ("rules", normalize_rules, rules)):
         try:
             normalized[field] = check(value)
@@ -113,10 +156,53 @@ def _validate_push(*, actor: Any, integration: Integration | None, remote_reposi
     return _PushFields(integration, normalized["remote_repository"], normalized["rules"], tag_template)
 
 
-def _require_connect(fields: _PushFields, actor: Any) -> None:
-    result = connect(fields.integration, fields.remote_repository, need_push=True, actor=actor)
+def _require_connect(fields: _PushFields, actor: Any, *, probe: PushMirrorPolicy | None = None) -> None:
+    """Connect with push permission on the remote repository; for a template (`probe`: the policy
+    as it will be stored), on its rendering for the first repository in scope, or the
+    credentials only when none is."""
+    remote: str | None = fields.remote_repository
+    if probe is not None and probe.scope != Scope.REPOSITORY:
+        in_scope = scopes.repositories_in_scope(probe)
+        remote = probe.remote_repository_for(in_scope[0]) if in_scope else None
+    result = connect(fields.integration, remote, need_push=True, actor=actor)
     if not result.ok:
         raise connect_error(result)
+
+
+def create_scoped_push_policy(*, actor: Any, scope: str, namespace: Namespace | None,
+                              integration: Integration | None, remote_repository: str, rules: Any = None,
+                              repository_filter: str = "", tag_template: str = "", enabled: bool = True,
+                              request: HttpRequest | None = None) -> PushMirrorPolicy:
+    """Create a namespace (`namespace` given) or global push mirror policy; `remote_repository` is
+    a ``{name}`` template. Same checks as `create_push_policy`, plus the scope's editing right and
+    `repository_filter` (RE2, full match)."""
+    if scope not in (Scope.NAMESPACE, Scope.GLOBAL) or (namespace is None) != (scope == Scope.GLOBAL):
+        raise ValueError("A scoped push mirror is a namespace one (with its namespace) or a global one.")
+    scopes.check_may_edit(actor, scope=scope, namespace=namespace)
+    errors: dict[str, list[str]] = {}
+    try:
+        fields = _validate_push(actor=actor, integration=integration, remote_repository=remote_repository,
+                                rules=rules, tag_template=tag_template, scope=scope)
+    except ValidationError as error:
+        _collect(errors, error, "remote_repository")
+    try:
+        repository_filter = scopes.validate_repository_filter(repository_filter, scope=scope)
+    except ValidationError as error:
+        _collect(errors, error, "repository_filter")
+    if errors:
+        raise ValidationError(errors)
+    probe = PushMirrorPolicy(scope=scope, namespace=namespace, repository_filter=repository_filter,
+                             integration=fields.integration, remote_repository=fields.remote_repository)
+    if enabled:
+        _require_connect(fields, actor, probe=probe)
+    with transaction.atomic():
+        policy = PushMirrorPolicy.objects.create(
+            scope=scope, namespace=namespace, repository_filter=repository_filter, integration=fields.integration,
+            remote_repository=fields.remote_repository, rules=fields.rules, tag_template=fields.tag_template,
+            enabled=enabled, author=actor)
+        audit.record("push_mirror.created", actor=actor, request=request, target=policy,
+                     details=_policy_details(policy))
+    return policy
 
 
 def create_push_policy(*, actor: Any, source: Repository, integration: Integration | None, remote_repository: str,
@@ -141,28 +227,46 @@ def create_push_policy(*, actor: Any, source: Repository, integration: Integrati
 def update_push_policy(*, actor: Any, policy: PushMirrorPolicy, request: HttpRequest | None = None,
                        integration: Integration | None = None, remote_repository: str | None = None,
                        rules: Any = None, tag_template: str | None = None,
-                       enabled: bool | None = None) -> PushMirrorPolicy:
+                       enabled: bool | None = None, repository_filter: str | None = None) -> PushMirrorPolicy:
     """Change the given fields (None leaves a field as it is). The saver becomes the author and a
     pause is cleared. Connect is required again when the destination changes or the policy is
-    (re-)activated; changing only rules or the template, or disabling, needs no remote."""
-    _require_admin(actor, policy.source)
-    fields = _validate_push(
-        actor=actor, integration=integration or policy.integration,
-        remote_repository=policy.remote_repository if remote_repository is None else remote_repository,
-        rules=policy.rules if rules is None else rules,
-        tag_template=policy.tag_template if tag_template is None else tag_template)
+    (re-)activated; changing only rules or the template, or disabling, needs no remote.
+    `repository_filter` only for namespace and global policies."""
+    _require_edit(actor, policy)
+    errors: dict[str, list[str]] = {}
+    new_filter = policy.repository_filter
+    try:
+        fields = _validate_push(
+            actor=actor, integration=integration or policy.integration,
+            remote_repository=policy.remote_repository if remote_repository is None else remote_repository,
+            rules=policy.rules if rules is None else rules,
+            tag_template=policy.tag_template if tag_template is None else tag_template, scope=policy.scope)
+    except ValidationError as error:
+        _collect(errors, error, "remote_repository")
+    if repository_filter is not None:
+        try:
+            new_filter = scopes.validate_repository_filter(repository_filter, scope=policy.scope)
+        except ValidationError as error:
+            _collect(errors, error, "repository_filter")
+    if errors:
+        raise ValidationError(errors)
     will_be_enabled = policy.enabled if enabled is None else enabled
     destination_changed = (fields.integration.pk != policy.integration_id
-                           or fields.remote_repository != policy.remote_repository)
+                           or fields.remote_repository != policy.remote_repository
+                           or new_filter != policy.repository_filter)
     reactivated = will_be_enabled and (not policy.enabled or bool(policy.paused_reason))
     if will_be_enabled and (destination_changed or reactivated):
-        _require_connect(fields, actor)
+        probe = PushMirrorPolicy(scope=policy.scope, namespace=policy.namespace, source=policy.source,
+                                 repository_filter=new_filter, integration=fields.integration,
+                                 remote_repository=fields.remote_repository)
+        _require_connect(fields, actor, probe=probe)
     with transaction.atomic():
         locked = PushMirrorPolicy.objects.select_for_update().get(pk=policy.pk)
         locked.integration = fields.integration
         locked.remote_repository = fields.remote_repository
         locked.rules = fields.rules
         locked.tag_template = fields.tag_template
+        locked.repository_filter = new_filter
         locked.enabled = will_be_enabled
         locked.author = actor
         locked.paused_reason = ""
@@ -174,7 +278,7 @@ def update_push_policy(*, actor: Any, policy: PushMirrorPolicy, request: HttpReq
 
 def delete_push_policy(*, actor: Any, policy: PushMirrorPolicy, request: HttpRequest | None = None) -> None:
     """Delete the policy (its runs stay in the history, without the link)."""
-    _require_admin(actor, policy.source)
+    _require_edit(actor, policy)
     with transaction.atomic():
         audit.record("push_mirror.deleted", actor=actor, request=request, target=policy,
                      details={"remote": policy.remote})
@@ -184,7 +288,7 @@ def delete_push_policy(*, actor: Any, policy: PushMirrorPolicy, request: HttpReq
 def run_push_policy_on_existing_tags(*, actor: Any, policy: PushMirrorPolicy) -> list[MirrorRun]:
     """Evaluate the policy on every current tag of its source ("run on existing tags"); returns the
     runs queued (or made pending). ValidationError on `enabled` when it is disabled or paused."""
-    _require_admin(actor, policy.source)
+    _require_edit(actor, policy)
     if not policy.is_active:
         reason = policy.paused_reason or "The policy is disabled; enable it first."
         raise ValidationError({"enabled": f"Not run: {reason}"})
@@ -196,7 +300,8 @@ def run_push_policy_on_existing_tags(*, actor: Any, policy: PushMirrorPolicy) ->
 
 
 def _policy_details(policy: PushMirrorPolicy) -> dict[str, Any]:
-    return {"integration": str(policy.integration), "remote_repository": policy.remote_repository,
+    return {"scope": policy.scope, "repository_filter": policy.repository_filter,
+            "integration": str(policy.integration), "remote_repository": policy.remote_repository,
             "rules": policy.rules, "tag_template": policy.tag_template, "enabled": policy.enabled}
 
 
@@ -302,3 +407,35 @@ def check_pull_connection(*, url: str, username: str, secret: str, ca_certificat
     return connect_remote(url=cleaned["url"], username=username, secret=secret,
                           ca_certificate=cleaned["ca_certificate"], repository=cleaned["remote_repository"],
                           need_push=False, actor=actor)
+
+
+def dry_run_push_policy(*, actor: Any, policy: PushMirrorPolicy, repository: Repository,
+                        tag_name: str) -> dict[str, Any]:
+    """What `policy` would do to `tag_name` of `repository` now (nothing recorded or sent):
+    `{repository, tag, applies, outcome, reason, remote, remote_tag}`. Tag.DoesNotExist when the
+    tag is missing."""
+    from registry_policies.policies import criteria
+    from registry_policies.policies.evaluation import evaluate
+    from registry_policies.policies.facts import UNSCANNED
+    from registry_policies.repositories.models import Tag
+    from registry_policies.scanning.facts import image_facts_for
+
+    _require_edit(actor, policy)
+    tag = Tag.objects.select_related("manifest").get(repository=repository, name=tag_name)
+    in_scope = {Scope.REPOSITORY: policy.source_id == repository.pk,
+                Scope.NAMESPACE: policy.namespace_id == repository.namespace_id,
+                Scope.GLOBAL: True}[Scope(policy.scope)]
+    applies = in_scope and scopes.applies_to(policy, repository)
+    result: dict[str, Any] = {"repository": repository.full_name, "tag": tag.name, "applies": applies,
+                              "outcome": "no_match", "reason": "The policy does not apply to this repository.",
+                              "remote": policy.remote_for(repository), "remote_tag": ""}
+    if not applies:
+        return result
+    rules = criteria.parse_rules(policy.rules)
+    facts = image_facts_for(tag.manifest) if any(rule.needs_scan for rule in rules) else UNSCANNED
+    evaluation = evaluate(rules, tag_name=tag.name, facts=facts)
+    try:
+        remote_tag = tag_templates.render_tag(policy.tag_template, source_tag=tag.name, now=timezone.now())
+    except tag_templates.TagTemplateError as error:
+        return {**result, "outcome": "no_match", "reason": str(error)}
+    return {**result, "outcome": str(evaluation.outcome), "reason": evaluation.reason, "remote_tag": remote_tag}

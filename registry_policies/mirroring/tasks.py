@@ -19,10 +19,13 @@ import logging
 import time
 from typing import Any
 
+from django.db.models import Q
+
 from registry_policies.core.events import Event
 from registry_policies.core.queue import send
 from registry_policies.mirroring import pull, push, runs
 from registry_policies.mirroring.models import MirrorRun, PushMirrorPolicy
+from registry_policies.policies.scopes import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +97,19 @@ def sweep_runs() -> int:
 # -- event handlers (after commit) ---------------------------------------------------------------
 
 def has_active_push_policies(contents: dict[str, Any]) -> bool:
-    """Checked in the push's transaction: does the pushed repository mirror its tags anywhere?"""
-    return PushMirrorPolicy.objects.filter(source_id=contents.get("repository_id"), enabled=True,
-                                           paused_reason="").exists()
+    """Checked in the push's transaction: does any active push mirror policy (of any scope) apply
+    to the pushed repository?"""
+    from registry_policies.mirroring.selectors import push_mirror_policies_applying_to
+    from registry_policies.repositories.models import Repository
+
+    active = PushMirrorPolicy.objects.filter(enabled=True, paused_reason="")
+    repository_id = contents.get("repository_id")
+    if repository_id is None:
+        return False
+    if not active.filter(Q(source_id=repository_id) | ~Q(scope=Scope.REPOSITORY)).exists():
+        return False  # the common case: one indexed query
+    repository = Repository.objects.select_related("namespace").filter(pk=repository_id).first()
+    return repository is not None and bool(push_mirror_policies_applying_to(repository, active_only=True))
 
 
 def task_name(contents: dict[str, Any]) -> str:

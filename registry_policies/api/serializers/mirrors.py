@@ -24,7 +24,10 @@ class _NoUnknownKeys(serializers.Serializer[Any]):
 class PushMirrorSerializer(serializers.ModelSerializer[PushMirrorPolicy]):
     """A push mirror policy as stored (expects source, integration and author selected)."""
 
-    source_repository = serializers.CharField(source="source.full_name", read_only=True)
+    source_repository = serializers.CharField(source="source.full_name", read_only=True, allow_null=True,
+                                              help_text="Repository scope only (null otherwise).")
+    namespace = serializers.CharField(source="namespace.name", read_only=True, allow_null=True,
+                                      help_text="Namespace scope only (null otherwise).")
     integration_name = serializers.CharField(source="integration.name", read_only=True)
     integration_url = serializers.CharField(source="integration.url", read_only=True)
     remote = serializers.CharField(read_only=True, help_text="host[/prefix]/repository on the remote.")
@@ -34,7 +37,8 @@ class PushMirrorSerializer(serializers.ModelSerializer[PushMirrorPolicy]):
 
     class Meta:
         model = PushMirrorPolicy
-        fields = ["id", "source_repository", "integration", "integration_name", "integration_url",
+        fields = ["id", "scope", "source_repository", "namespace", "repository_filter", "integration",
+                  "integration_name", "integration_url",
                   "remote_repository", "remote", "rules", "tag_template", "enabled", "is_active", "paused_reason",
                   "author", "created_at", "updated_at"]
         read_only_fields = fields
@@ -56,6 +60,30 @@ class PushMirrorWriteSerializer(_NoUnknownKeys):
                                          help_text="Empty keeps the source tag; tokens %n and strftime time "
                                                    "tokens (UTC).")
     enabled = serializers.BooleanField(required=False)
+
+
+class ScopedPushMirrorWriteSerializer(PushMirrorWriteSerializer):
+    """Namespace and global push mirrors: `remote_repository` is a template with {name} once
+    (``team/{name}``); `repository_filter` (RE2, full match) narrows the repositories."""
+
+    remote_repository = serializers.CharField(max_length=255, help_text='Template on the remote, e.g. '
+                                                                        '"team/{name}".')
+    repository_filter = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class PushMirrorDryRunRequestSerializer(_NoUnknownKeys):
+    tag = serializers.CharField(max_length=128)
+    repository = serializers.CharField(max_length=400, help_text='"namespace/name" of a repository in scope.')
+
+
+class PushMirrorDryRunSerializer(serializers.Serializer[Any]):
+    repository = serializers.CharField()
+    tag = serializers.CharField()
+    applies = serializers.BooleanField()
+    outcome = serializers.CharField(help_text="match, no_match or pending (waiting for scan data).")
+    reason = serializers.CharField()
+    remote = serializers.CharField(help_text="host[/prefix]/repository the tag would go to.")
+    remote_tag = serializers.CharField(allow_blank=True)
 
 
 class MirrorRunSerializer(serializers.ModelSerializer[MirrorRun]):

@@ -27,12 +27,12 @@ from registry_policies.api.serializers.policies import (
     ScopedPromotionPolicyWriteSerializer,
 )
 from registry_policies.api.serializers.pruning import PruningPolicySerializer
-from registry_policies.mirroring.selectors import push_policies_of
+from registry_policies.mirroring.selectors import push_mirror_policies_applying_to
+from registry_policies.mirroring.services import may_edit_push_policy
 from registry_policies.policies import scopes, selectors, services
 from registry_policies.policies.models import PromotionPolicy
 from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository, Tag
-from registry_policies.tenancy.access import can
 from registry_policies.tenancy.models import Namespace
 
 POLICY_PATH = "promotion policies"
@@ -197,9 +197,9 @@ class RepositoryPoliciesView(generics.GenericAPIView[Any]):
                                 field="source") for p in selectors.policies_applying_to(repository)]
         pruning = [_applying(p, PruningPolicySerializer(p).data, user=user, kind="pruning-policies",
                              field="repository") for p in selectors.pruning_policies_applying_to(repository)]
-        mirrors = [{"id": p.pk, "scope": "repository", "remote": p.remote, "enabled": p.enabled,
-                    "scope_label": f"repository {repository.full_name}",
-                    "edit_at": f"/api/v1/repositories/{repository.full_name}/push-mirrors/{p.pk}/",
-                    "editable": can(user, "admin", repository)}
-                   for p in push_policies_of(repository)]
+        mirrors = [{"id": p.pk, "scope": p.scope, "remote": p.remote_for(repository), "enabled": p.enabled,
+                    "repository_filter": p.repository_filter, "is_active": p.is_active,
+                    "scope_label": scopes.scope_label(p), "edit_at": scopes.edit_location(p, kind="push-mirrors"),
+                    "editable": may_edit_push_policy(user, p)}
+                   for p in push_mirror_policies_applying_to(repository)]
         return Response({"promotion_policies": promotions, "push_mirrors": mirrors, "pruning_policies": pruning})

@@ -28,12 +28,14 @@ from registry_policies.mirroring import selectors, services
 from registry_policies.mirroring.models import PullMirror, PushMirrorPolicy
 from registry_policies.mirroring.remote import connect_remote
 from registry_policies.policies import criteria
+from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository
 from registry_policies.tenancy.access import Role, can_admin_namespace
 from registry_policies.tenancy.models import Namespace
 from registry_policies.web.mirror_forms import MirrorForm, place_errors
 from registry_policies.web.promotion_forms import initial_rows, rule_formset, with_one_more_row
 from registry_policies.web.views.common import current_user, forbidden, repository_context, repository_or_404
+from registry_policies.web.views.scoped_rows import policy_rows
 
 ADMIN_ONLY = "You need the admin role on {repository} to manage its mirrors."
 RUNS_PAGE_SIZE = 25
@@ -46,7 +48,7 @@ class PolicyRow:
     state: str  # active, paused or disabled
 
 
-def _rules_in_words(rules: list[dict[str, Any]]) -> list[str]:
+def rules_in_words(rules: list[dict[str, Any]]) -> list[str]:
     words = []
     for rule in rules:
         try:
@@ -57,7 +59,7 @@ def _rules_in_words(rules: list[dict[str, Any]]) -> list[str]:
 
 
 def _policy_rows(repository: Repository) -> list[PolicyRow]:
-    return [PolicyRow(policy, _rules_in_words(policy.rules),
+    return [PolicyRow(policy, rules_in_words(policy.rules),
                       "disabled" if not policy.enabled else "paused" if policy.paused_reason else "active")
             for policy in selectors.push_policies_of(repository)]
 
@@ -69,8 +71,12 @@ def mirrors(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
     repository, role = repository_or_404(request, namespace, name)
     page = Paginator(selectors.runs_of(repository), RUNS_PAGE_SIZE).get_page(request.GET.get("page"))
     pull_mirror = selectors.pull_mirror_of(repository)
+    inherited = [p for p in selectors.push_mirror_policies_applying_to(repository) if p.scope != Scope.REPOSITORY]
     context = repository_context(
         repository, role, "mirrors", policies=_policy_rows(repository), pull_mirror=pull_mirror,
+        inherited=[(row, policy.remote_for(repository), rules_in_words(policy.rules))
+                   for row, policy in zip(policy_rows(request.user, inherited, field="source"), inherited,
+                                          strict=True)],
         active_run=selectors.active_run_of(pull_mirror) if pull_mirror else None, runs=page.object_list,
         page=page, may_manage=role >= Role.ADMIN)
     return render(request, "web/repository/mirrors.html", context)

@@ -11,6 +11,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from registry_policies.mirroring import selectors as mirror_selectors
+from registry_policies.mirroring import services as mirror_services
 from registry_policies.policies import pruning, scopes, selectors, services
 from registry_policies.policies.scopes import Scope
 from registry_policies.tenancy.models import Namespace
@@ -18,6 +20,7 @@ from registry_policies.tenancy.selectors import namespaces_visible_to
 from registry_policies.web.promotion_forms import place_errors, rule_formset, with_one_more_row
 from registry_policies.web.pruning_forms import NamespacePromotionForm, PruningForm
 from registry_policies.web.views.common import current_user, forbidden
+from registry_policies.web.views.mirrors import rules_in_words as mirror_rules_in_words
 from registry_policies.web.views.promotions import rule_in_words
 
 MANAGE_ONLY = "Namespace policies need admin on {namespace} or the “manage policies” grant."
@@ -61,6 +64,9 @@ def policies_page(request: HttpRequest, namespace: str) -> HttpResponse:
         "promotions": [(p, [rule_in_words(r) for r in p.rules.all()]) for p in [*promotions, *global_promotions]],
         "prunings": [*selectors.pruning_policies(scope=Scope.NAMESPACE, namespace=found),
                      *selectors.pruning_policies(scope=Scope.GLOBAL)],
+        "push_mirrors": [(p, mirror_rules_in_words(p.rules))
+                         for p in [*mirror_selectors.scoped_push_policies(namespace=found),
+                                   *mirror_selectors.scoped_push_policies(namespace=None)]],
         "promotion_form": promotion_form, "promotion_rules": promotion_rules,
         "pruning_form": pruning_form, "pruning_rules": pruning_rules,
     }
@@ -108,7 +114,12 @@ def policy_delete(request: HttpRequest, namespace: str, kind: str, pk: int) -> H
     found = _namespace(request, namespace)
     if not scopes.may_edit(request.user, scope=Scope.NAMESPACE, namespace=found):
         return forbidden(request, MANAGE_ONLY.format(namespace=found.name))
-    if kind == "promotion":
+    if kind == "push-mirror":
+        mirror = mirror_selectors.scoped_push_policies(namespace=found).filter(pk=pk).first()
+        if mirror is None:
+            raise Http404("No such policy.")
+        mirror_services.delete_push_policy(actor=current_user(request), policy=mirror, request=request)
+    elif kind == "promotion":
         policy = selectors.scoped_policies(namespace=found).filter(pk=pk).first()
         if policy is None:
             raise Http404("No such policy.")
