@@ -17,7 +17,8 @@ from registry_policies.policies.pipeline import MAX_NODES, Edge, Graph, Node, pi
 from registry_policies.repositories.models import Repository
 
 BOX_W, BOX_H = 200, 36
-COL_GAP, ROW_GAP, PAD = 140, 44, 20
+COL_GAP, ROW_GAP, PAD = 220, 44, 20
+LABEL_CHARS = 34  # what fits between two columns at 11px
 COLOURS = {"succeeded": "#2e7d32", "failed": "#c62828", "pending": "#b7791f", "skipped": "#5a7d9a",
            "none": "#8a8f98"}
 
@@ -115,8 +116,8 @@ def layout(graph: Graph) -> Layout:
             placed[node.key] = PlacedNode(node, PAD + column * (BOX_W + COL_GAP),
                                           PAD + row * (BOX_H + ROW_GAP), _url(node))
     rows = max((len(nodes) for nodes in columns.values()), default=0)
-    height = PAD * 2 + rows * (BOX_H + ROW_GAP) + 40
-    width = PAD * 2 + len(columns) * (BOX_W + COL_GAP)
+    height = PAD * 2 + rows * (BOX_H + ROW_GAP)
+    width = PAD * 2 + len(columns) * (BOX_W + COL_GAP) - COL_GAP
     edges = []
     seen_pairs: dict[tuple[str, str], int] = {}
     for edge in graph.edges:
@@ -136,8 +137,8 @@ def layout(graph: Graph) -> Layout:
             path = f"M{x1},{y1} C{x1},{low} {x2},{low} {x2},{y2}"
             label_x, label_y = (x1 + x2) // 2, low + 4
         label = "; ".join(edge.rules)
-        if len(label) > 40:
-            label = label[:39] + "…"
+        if len(label) > LABEL_CHARS:
+            label = label[:LABEL_CHARS - 1] + "…"
         outcome = edge.outcome if edge.outcome in COLOURS else "none"
         edges.append(PlacedEdge(edge, path, label_x, label_y, COLOURS[outcome], label,
                                 list(COLOURS).index(outcome) + 1))
