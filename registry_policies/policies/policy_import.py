@@ -198,9 +198,10 @@ def _resolve(items: dict[str, list[dict[str, Any]]], ctx: _Context, errors: _Err
     for kind in KINDS:
         for index, item in enumerate(items[kind]):
             name = item.get("repository")
-            if name and name not in ctx.repositories:
+            if isinstance(name, str) and name and name not in ctx.repositories:
                 errors.add((kind, index, "repository"), f"There is no repository {ctx.namespace.name}/{name}.")
-            if kind == "push_mirrors" and item.get("integration") and item["integration"] not in ctx.integrations:
+            integration = item.get("integration")
+            if kind == "push_mirrors" and isinstance(integration, str) and integration not in ctx.integrations:
                 errors.add((kind, index, "integration"),
                            f"There is no integration {item['integration']!r} you may use (give namespace/name).")
 

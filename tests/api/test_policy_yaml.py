@@ -144,6 +144,10 @@ pruning_policies:
      "  rules:\n  - field: tag_name\n    operator: foo\n    values: [x]\n",
      ["line 8: promotion_policies[0].rules[0].operator: Unknown operator 'foo'"]),
     ("version: 1\nnamespace: qa\n", ["line 2: namespace: This file is for 'qa', not 'dev'."]),
+    ("version: 1\npromotion_policies:\n- repository: [a]\n  scope: repository\n  target_repository: 5\n",
+     ["line 3: promotion_policies[0].repository: Expected a string.",
+      "line 5: promotion_policies[0].target_repository: Expected a string."]),
+    ("- a\n", ["line 1: The document must be a mapping"]),
     ("version: 1\npush_mirrors:\n- repository: website\n  integration: dev/nope\n  remote_repository: x/y\n",
      ["line 4: push_mirrors[0].integration: There is no integration 'dev/nope'"]),
 ])
