@@ -223,3 +223,25 @@ def test_command_round_trip_and_errors(world, tmp_path):
     assert counts() == before
     with pytest.raises(CommandError, match="There is no namespace 'nope'"):
         call_command("policies", "export", "nope", "-")
+
+
+def test_export_holds_only_what_the_viewer_may_see(world, client_for, make_user):
+    """An organization member with read on dev/website only: its policies and the namespace's,
+    nothing of the private dev/api and dev/alpine."""
+    from registry_policies.repositories.models import Repository
+
+    mark = make_user("mark")
+    organization = world["dev"].organization
+    tenancy.set_organization_member(organization=organization, user=mark, role="member", actor=world["olga"])
+    tenancy.grant_repository_role(repository=Repository.objects.get(namespace=world["dev"], name="website"),
+                                  grantee=Grantee(user=mark), role="read", actor=world["olga"])
+    response = client_for(mark).get(URL)
+    assert response.status_code == 200
+    data = yaml.safe_load(response.content)
+    assert [(p["scope"], p.get("repository")) for p in data["promotion_policies"]] == [
+        ("namespace", None), ("repository", "website")]
+    assert [p["scope"] for p in data["pruning_policies"]] == ["namespace"]  # not dev/api's
+    assert [m["repository"] for m in data["push_mirrors"]] == ["website"]
+    assert data["pull_mirrors"] == []  # dev/alpine is private to mark
+    assert "alpine" not in response.content.decode() and "api" not in [
+        p.get("repository") for p in data["promotion_policies"] + data["pruning_policies"]]
