@@ -179,3 +179,9 @@ def _scoped_mirror_patterns(kind: str, prefix: str) -> list[URLPattern | URLReso
 
 namespace_patterns += _scoped_mirror_patterns("namespace", "namespace")
 urlpatterns += _scoped_mirror_patterns("global", "global")
+# -- policy export and import as YAML (issue 14 item 7) ----------------------------------------------
+from registry_policies.api.views import policy_yaml  # noqa: E402
+
+namespace_patterns += [
+    path("policies.yaml", policy_yaml.NamespacePolicyYamlView.as_view(), name="namespace-policies-yaml"),
+]

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
+from registry_policies.policies.pipeline import MAX_NODES
 from registry_policies.repositories.selectors import visible_repositories
 from registry_policies.tenancy import services as tenancy
 from registry_policies.tenancy.access import can_create_repository, can_manage_organization, repository_roles
@@ -22,6 +23,7 @@ from registry_policies.web.forms import (
     UsernameForm,
     apply_service_errors,
 )
+from registry_policies.web.pipeline_svg import pipeline_context
 from registry_policies.web.views.common import (
     ROLE_LABELS,
     current_user,
@@ -44,6 +46,10 @@ def namespace_context(request: HttpRequest, namespace: Namespace, *, member_form
         "page": page,
         "rows": [(repository, ROLE_LABELS[roles[repository.pk]]) for repository in page.object_list],
         "can_create_repository": can_create_repository(request.user, namespace),
+        # Pipeline view (issue 14 item 6): the graph the namespace's repositories belong to.
+        **pipeline_context(request.user, subject=f"the repositories of {namespace.name}",
+                           start=list(visible_repositories(request.user).filter(namespace=namespace)
+                                      .select_related("namespace").order_by("name")[:MAX_NODES])),
     }
     if namespace.organization_id:
         organization = organizations_visible_to(request.user).filter(pk=namespace.organization_id).first()

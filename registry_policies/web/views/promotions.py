@@ -22,6 +22,7 @@ from registry_policies.policies.models import PolicyRule, Promotion, PromotionPo
 from registry_policies.policies.scopes import Scope
 from registry_policies.repositories.models import Repository, Tag
 from registry_policies.tenancy.access import Role, can_manage_policies
+from registry_policies.web.pipeline_svg import pipeline_context
 from registry_policies.web.promotion_forms import (
     DryRunForm,
     HistoryFilterForm,
@@ -103,6 +104,8 @@ def promotions(request: HttpRequest, namespace: str, name: str) -> HttpResponse:
         may_manage=can_manage_policies(request.user, repository.namespace),
         inherited=policy_rows(request.user, [p for p in selectors.policies_applying_to(repository)
                                              if p.scope != Scope.REPOSITORY], field="source"))
+    context.update(pipeline_context(request.user, start=[repository], subject=repository.full_name,
+                                    current=repository))
     return render(request, "web/repository/promotions.html", context)
 
 
