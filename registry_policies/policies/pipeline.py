@@ -224,6 +224,8 @@ class _Walk:
         latest_runs = _latest_statuses(MirrorRun.objects.filter(push_policy_id__in=list(self.mirror_policies)),
                                        ("push_policy_id",)) if self.mirror_policies else {}
         for mirror in self.mirror_policies.values():
+            if mirror.source_id is None:  # namespace and global push mirrors are not drawn yet
+                continue
             remote = mirror.remote
             key = f"remote:{remote}"
             if key not in self.graph.nodes:

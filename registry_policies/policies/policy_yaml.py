@@ -115,6 +115,8 @@ def pruning_item(policy: PruningPolicy) -> dict[str, Any]:
 
 
 def push_item(policy: PushMirrorPolicy) -> dict[str, Any]:
+    """A repository-scope push mirror (the only kind a namespace file holds)."""
+    assert policy.source is not None
     integration = policy.integration
     return item_dict("push_mirrors", {
         "repository": policy.source.name, "integration": f"{integration.namespace.name}/{integration.name}",
@@ -144,7 +146,7 @@ def existing(user: Any, namespace: Namespace) -> dict[str, list[tuple[Any, dict[
             (p, pruning_item(p)) for p in PruningPolicy.objects.filter(
                 namespace_scope | Q(scope=Scope.REPOSITORY, repository__in=visible)).select_related("repository")],
         "push_mirrors": [
-            (p, push_item(p)) for p in PushMirrorPolicy.objects.filter(source__in=visible)
+            (p, push_item(p)) for p in PushMirrorPolicy.objects.filter(scope=Scope.REPOSITORY, source__in=visible)
             .select_related("source", "integration__namespace")],
         "pull_mirrors": [
             (m, pull_item(m)) for m in PullMirror.objects.filter(repository__in=visible).select_related("repository")],
