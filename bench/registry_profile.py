@@ -66,7 +66,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="registry-profile-"))
     server = rb.RunningServer.start(work / "ours", with_worker=False)
-    report: list[str] = [f"`bench/registry_profile.py {' '.join(sys.argv[1:])}`, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}", ""]
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report: list[str] = [f"`bench/registry_profile.py {' '.join(sys.argv[1:])}`, {when}", ""]
     try:
         target = rb.our_target(server, mount_repositories=[])
         pids = rb.worker_pids(server.processes[0].pid)
