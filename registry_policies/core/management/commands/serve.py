@@ -42,6 +42,9 @@ def worker_command() -> list[str]:
 
 class Command(BaseCommand):
     help = "Run gunicorn (gthread) on HOST:PORT and/or the django-q2 worker cluster until interrupted."
+    # The supervisor only starts, watches and sweeps: the system checks (every URLconf and view
+    # imported) would cost it tens of MiB for nothing; `migrate`/`check` run them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--web", action="store_true", help="Run only the web role (gunicorn on HOST:PORT).")
