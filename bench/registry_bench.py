@@ -1,12 +1,20 @@
-"""Registry protocol benchmark: our /v2/ (gunicorn gthread, as `make run` serves it) against CNCF
-distribution (/usr/bin/docker-registry, filesystem storage), same client, same machine, same run.
+"""Registry protocol benchmark: our /v2/ (`manage.py serve`, web and worker, as `make run` serves it)
+against CNCF distribution (/usr/bin/docker-registry, filesystem storage, no auth), same client,
+same machine, same run, in interleaved rounds (the order alternates every round, so that load
+from elsewhere on a shared machine hits both alike). Per round and server:
 
-Measures blob push and pull throughput (a 256 MiB blob: POST, one streamed PATCH, PUT ?digest=),
-manifest GET requests per second with 16 concurrent connections (wrk when installed, else
-threads with requests.Session), and the RSS of our gunicorn workers while a 1 GiB blob goes in
-and out. Writes bench/results/registry.json and bench/results/registry.md.
+- blob push, monolithic (POST, then PUT ?digest= with the whole body) and in 16 MiB PATCH chunks
+  (Content-Range), bodies sent by the kernel (sendfile) so the client costs no CPU;
+- blob pull, 5 repeats, with a Python client and with `curl -o /dev/null`;
+- cross-repository mount latency (POST ?mount=&from=, median of 20);
+- manifest GET requests per second (16 connections).
 
-    .venv/bin/python bench/registry_bench.py [--blob-mib 256] [--big-mib 1024] [--seconds 10]
+Ratios ours/distribution are taken per round; the report gives min/median/max over the rounds.
+Memory: PSS (from /proc/<pid>/smaps_rollup) of the whole process tree of our `manage.py serve`
+idle before the load and after it, and the RSS growth of the web workers while a large blob goes in
+and out (memory flat in blob size). Writes bench/results/registry.json and registry.md.
+
+    .venv/bin/python bench/registry_bench.py [--blob-mib 128] [--big-mib 1024] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -40,7 +48,8 @@ from tests.servers import RunningServer, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MIB = 1024 * 1024
-TARGETS = {"push": 0.9, "pull": 0.8, "manifest_get": 0.5}
+TARGETS = {"push_monolithic": 1.3, "push_chunked": 1.3, "pull_curl": 1.1, "mount_speed": 1.0}
+CHUNK_MIB = 16
 
 
 @dataclass
@@ -70,32 +79,52 @@ def _location(base: str, response: requests.Response) -> str:
     return location if location.startswith("http") else base + location
 
 
-def send_file(url: str, headers: dict[str, str], path: Path) -> tuple[int, dict[str, str]]:
-    """PATCH `url` with the file as the body, sent by the kernel (sendfile) so that the client costs
-    no CPU and the servers' receive paths are what is measured."""
+def send_file(method: str, url: str, headers: dict[str, str], path: Path, *, params: str = "",
+              offset: int = 0, count: int | None = None, content_range: bool = False) -> tuple[int, dict[str, str]]:
+    """`method` `url` with `count` bytes of the file from `offset` as the body, sent by the kernel
+    (sendfile) so that the client costs no CPU and the servers' receive paths are what is measured."""
     parsed = urlsplit(url)
-    size = path.stat().st_size
-    head = [f"PATCH {parsed.path}{'?' + parsed.query if parsed.query else ''} HTTP/1.1",
-            f"Host: {parsed.netloc}", f"Content-Length: {size}", "Content-Type: application/octet-stream",
-            f"Content-Range: 0-{size - 1}", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+    count = path.stat().st_size - offset if count is None else count
+    query = "&".join(q for q in (parsed.query, params) if q)
+    head = [f"{method} {parsed.path}{'?' + query if query else ''} HTTP/1.1",
+            f"Host: {parsed.netloc}", f"Content-Length: {count}", "Content-Type: application/octet-stream",
+            "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+    if content_range:
+        head.append(f"Content-Range: {offset}-{offset + count - 1}")
     with socket.create_connection((parsed.hostname, parsed.port), timeout=600) as sock:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         with open(path, "rb") as body:
-            sock.sendfile(body)
+            sock.sendfile(body, offset, count)
         response = http.client.HTTPResponse(sock)
         response.begin()
         response.read()
         return response.status, {k: v for k, v in response.getheaders()}
 
 
-def push_blob(target: Target, path: Path, digest: str, session: requests.Session) -> float:
-    """Seconds to push the file at `path` (POST, one streamed PATCH, PUT ?digest=)."""
+def _absolute(base: str, location: str) -> str:
+    return location if location.startswith("http") else base + location
+
+
+def push_blob(target: Target, path: Path, digest: str, session: requests.Session, *, chunk_mib: int = 0) -> float:
+    """Seconds to push the file at `path`: POST, then either PUT ?digest= with the whole body
+    (monolithic) or PATCHes of `chunk_mib` MiB with Content-Range and an empty PUT ?digest=."""
+    size = path.stat().st_size
     started = time.perf_counter()
     start = session.post(f"{target.url}/v2/{target.name}/blobs/uploads/", headers=target.headers, timeout=60)
     start.raise_for_status()
-    status, headers = send_file(_location(target.url, start), target.headers, path)
-    assert status == 202, status
-    location = headers["Location"] if headers["Location"].startswith("http") else target.url + headers["Location"]
+    location = _location(target.url, start)
+    if not chunk_mib:
+        status, _ = send_file("PUT", location, target.headers, path, params=f"digest={digest}")
+        assert status == 201, status
+        return time.perf_counter() - started
+    offset = 0
+    while offset < size:
+        count = min(chunk_mib * MIB, size - offset)
+        status, headers = send_file("PATCH", location, target.headers, path, offset=offset, count=count,
+                                    content_range=True)
+        assert status == 202, status
+        location = _absolute(target.url, headers["Location"])
+        offset += count
     done = session.put(location, params={"digest": digest}, headers=target.headers, timeout=600)
     done.raise_for_status()
     return time.perf_counter() - started
@@ -110,6 +139,74 @@ def pull_blob(target: Target, digest: str, session: requests.Session) -> tuple[f
         for chunk in response.iter_content(MIB):
             received += len(chunk)
     return time.perf_counter() - started, received
+
+
+def pull_curl(target: Target, digest: str) -> tuple[float, int]:
+    command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{http_code}"]
+    for key, value in target.headers.items():
+        command += ["-H", f"{key}: {value}"]
+    started = time.perf_counter()
+    output = subprocess.run([*command, f"{target.url}/v2/{target.name}/blobs/{digest}"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    seconds = time.perf_counter() - started
+    assert output[1] == "200", output
+    return seconds, int(output[0])
+
+
+def mount_ms(target: Target, session: requests.Session, *, count: int, tag: str) -> float:
+    """Median milliseconds of a cross-repository mount of `count` small blobs from the target's
+    repository into another (`mount-<tag>`, created by one more mount before the timed ones), the
+    way a client pushing an image to a new repository mounts its layers."""
+    digests = []
+    for _ in range(count + 1):
+        data = os.urandom(1024)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        start = session.post(f"{target.url}/v2/{target.name}/blobs/uploads/", headers=target.headers, timeout=60)
+        session.put(_location(target.url, start), params={"digest": digest}, data=data, headers=target.headers,
+                    timeout=60).raise_for_status()
+        digests.append(digest)
+    url = f"{target.url}/v2/{target.name.split('/')[0]}/mount-{tag}/blobs/uploads/"
+    timings = []
+    for index, digest in enumerate(digests):
+        started = time.perf_counter()
+        response = session.post(url, params={"mount": digest, "from": target.name}, headers=target.headers,
+                                timeout=60)
+        if index:
+            timings.append(time.perf_counter() - started)
+        assert response.status_code == 201, (response.status_code, response.text)
+    return statistics.median(timings) * 1000
+
+
+def tree_pids(root_pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def pss_mib(root_pid: int) -> dict[str, object]:
+    """PSS of every process of the tree under `root_pid` (shared pages counted once overall)."""
+    processes = {}
+    for pid in tree_pids(root_pid):
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+        except OSError:
+            continue
+        pss = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+        processes[str(pid)] = {"pss_mib": round(pss / 1024, 1), "cmd": cmdline.strip()}
+    total = sum(float(p["pss_mib"]) for p in processes.values())  # type: ignore[arg-type]
+    return {"total_mib": round(total, 1), "processes": processes}
 
 
 def push_manifest(target: Target, session: requests.Session) -> str:
@@ -231,148 +328,176 @@ def start_distribution(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("docker-registry did not start")
 
 
-def our_target(server: RunningServer) -> Target:
+def our_target(server: RunningServer, *, mount_repositories: list[str]) -> Target:
     username, password = server.create_user("bench")
     name = f"{username}/bench"
+    scopes = [f"repository:{name}:pull,push"] + [f"repository:{username}/{repo}:pull,push"
+                                                 for repo in mount_repositories]
     token = requests.get(f"{server.url}/auth/token", auth=(username, password), timeout=10,
-                         params={"service": "registry_policies", "scope": f"repository:{name}:pull,push"}
-                         ).json()["token"]
+                         params={"service": "registry_policies", "scope": scopes}).json()["token"]
     return Target("registry_policies", server.url, {"Authorization": f"Bearer {token}"}, name)
 
 
-def summarize(label: str, pushes: list[float], pulls: list[float], rps: list[dict[str, object]]
-              ) -> dict[str, object]:
-    rates = [float(r["rps"]) for r in rps]  # type: ignore[arg-type]
-    summary: dict[str, object] = {
-        "manifest_get": {"tool": rps[0]["tool"], "rps": round(statistics.median(rates), 1),
-                         "runs": [round(v, 1) for v in rates],
-                         "non_2xx": sum(int(r["non_2xx"]) for r in rps)},  # type: ignore[call-overload]
-    }
-    if pushes:
-        summary.update({"push_mib_s": round(statistics.median(pushes), 1),
-                        "pull_mib_s": round(statistics.median(pulls), 1),
-                        "push_runs": [round(v, 1) for v in pushes], "pull_runs": [round(v, 1) for v in pulls]})
-    print(label, json.dumps(summary), flush=True)
-    return summary
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": round(min(values), 2), "median": round(statistics.median(values), 2),
+            "max": round(max(values), 2)}
+
+
+MEASURES = ("push_monolithic", "push_chunked", "pull_python", "pull_curl", "mount_ms", "manifest_get")
+
+
+def measure(target: Target, work: Path, *, round_index: int, blob_mib: int, pulls: int, mounts: int,
+            seconds: int, manifest_url: str, session: requests.Session) -> dict[str, object]:
+    """One round of every measure against one server."""
+    found: dict[str, object] = {}
+    path = work / f"{target.label}-{round_index}.bin"
+    digest = random_file(path, blob_mib * MIB)
+    found["push_monolithic"] = blob_mib / push_blob(target, path, digest, session)
+    chunked = work / f"{target.label}-{round_index}-chunked.bin"
+    chunked_digest = random_file(chunked, blob_mib * MIB)
+    found["push_chunked"] = blob_mib / push_blob(target, chunked, chunked_digest, session, chunk_mib=CHUNK_MIB)
+    path.unlink()
+    chunked.unlink()
+    python_runs, curl_runs = [], []
+    for _ in range(pulls):
+        took, received = pull_blob(target, digest, session)
+        assert received == blob_mib * MIB
+        python_runs.append(blob_mib / took)
+        took, received = pull_curl(target, digest)
+        assert received == blob_mib * MIB
+        curl_runs.append(blob_mib / took)
+    found.update(pull_python=statistics.median(python_runs), pull_curl=statistics.median(curl_runs),
+                 pull_python_runs=[round(v, 1) for v in python_runs], pull_curl_runs=[round(v, 1) for v in curl_runs],
+                 pull_curl_steady=round(min(curl_runs) / statistics.median(curl_runs), 2),
+                 pull_python_steady=round(min(python_runs) / statistics.median(python_runs), 2))
+    found["mount_ms"] = mount_ms(target, session, count=mounts, tag=f"r{round_index}")
+    found["manifest_get"] = float(manifest_rps(manifest_url, target.headers, seconds)["rps"])  # type: ignore[arg-type]
+    print(target.label, round_index, json.dumps({k: (round(v, 2) if isinstance(v, float) else v)
+                                                 for k, v in found.items()}), flush=True)
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blob-mib", type=int, default=256)
+    parser.add_argument("--blob-mib", type=int, default=128)
     parser.add_argument("--big-mib", type=int, default=1024)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pulls", type=int, default=5)
+    parser.add_argument("--mounts", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
+    command = "bench/registry_bench.py " + " ".join(sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="registry-bench-"))
     load_before = os.getloadavg()
-    server = RunningServer.start(work / "ours", with_worker=False)
-    # The same product with persistent SQLite connections, for manifest GETs: settings.py sets
-    # CONN_MAX_AGE only for PostgreSQL, so SQLite is reopened on every request; DATABASE_URL's
-    # `conn_max_age` parameter (django-environ) turns that off without a code change.
-    variant_dir = work / "ours-persistent-db"
-    variant = RunningServer.start(variant_dir, with_worker=False, extra_env={
-        "DATABASE_URL": f"sqlite:///{variant_dir / 'registry.sqlite3'}?conn_max_age=600&conn_health_checks=true"})
+    server = RunningServer.start(work / "ours", with_worker=True)
     distribution, distribution_url = start_distribution(work / "distribution")
     try:
-        ours = our_target(server)
-        persistent = our_target(variant)
-        persistent.label = "registry_policies_persistent_db"
+        mount_repos = [f"mount-r{r}" for r in range(args.rounds)]
+        ours = our_target(server, mount_repositories=mount_repos)
         theirs = Target("distribution", distribution_url, {}, "bench/bench")
-        targets = (theirs, ours, persistent)
-        pushes: dict[str, list[float]] = {t.label: [] for t in targets}
-        pulls: dict[str, list[float]] = {t.label: [] for t in targets}
-        rps: dict[str, list[dict[str, object]]] = {t.label: [] for t in targets}
         with requests.Session() as session:
-            urls = {target.label: push_manifest(target, session) for target in targets}
-            for run in range(args.runs):  # interleaved, so that load from elsewhere hits every server alike
-                for target in targets:
-                    if target is not persistent:
-                        path = work / f"{target.label}-{run}.bin"
-                        digest = random_file(path, args.blob_mib * MIB)
-                        pushes[target.label].append(args.blob_mib / push_blob(target, path, digest, session))
-                        path.unlink()
-                        seconds, received = pull_blob(target, digest, session)
-                        assert received == args.blob_mib * MIB
-                        pulls[target.label].append(args.blob_mib / seconds)
-                    rps[target.label].append(manifest_rps(urls[target.label], target.headers, args.seconds))
-        results = {t.label: summarize(t.label, pushes[t.label], pulls[t.label], rps[t.label]) for t in targets}
-
-        big = work / "big.bin"
-        big_digest = random_file(big, args.big_mib * MIB)
-        pids = worker_pids(server.processes[0].pid)
-        with requests.Session() as session:
-            rss_push = sample_rss(pids, lambda: push_blob(ours, big, big_digest, session))
+            urls = {target.label: push_manifest(target, session) for target in (ours, theirs)}
+            time.sleep(5)
+            memory_idle = pss_mib(server.processes[0].pid)
+            rounds: list[dict[str, dict[str, object]]] = []
+            for index in range(args.rounds):
+                order = (ours, theirs) if index % 2 == 0 else (theirs, ours)
+                rounds.append({target.label: measure(
+                    target, work, round_index=index, blob_mib=args.blob_mib, pulls=args.pulls,
+                    mounts=args.mounts, seconds=args.seconds, manifest_url=urls[target.label], session=session)
+                    for target in order})
+            memory_loaded = pss_mib(server.processes[0].pid)
+            big = work / "big.bin"
+            big_digest = random_file(big, args.big_mib * MIB)
+            pids = worker_pids(server.processes[0].pid)
+            rss_push = sample_rss(pids, lambda: push_blob(ours, big, big_digest, session, chunk_mib=0))
             rss_pull = sample_rss(pids, lambda: pull_blob(ours, big_digest, session))
-        big.unlink()
+            big.unlink()
+        load_after = os.getloadavg()
 
-        def value(label: str, key: str) -> float:
-            found = results[label][key]
-            return float(found["rps"] if isinstance(found, dict) else found)  # type: ignore[arg-type]
+        def ratio(measure_name: str, row: dict[str, dict[str, object]]) -> float:
+            mine, other = float(row[ours.label][measure_name]), float(row[theirs.label][measure_name])  # type: ignore[arg-type]
+            return other / mine if measure_name == "mount_ms" else mine / other
 
-        def ratio(label: str, key: str) -> float:
-            return round(value(label, key) / value("distribution", key), 2)
-
-        ratios = {"push": ratio(ours.label, "push_mib_s"), "pull": ratio(ours.label, "pull_mib_s"),
-                  "manifest_get": ratio(ours.label, "manifest_get"),
-                  "manifest_get_persistent_db": ratio(persistent.label, "manifest_get")}
+        ratios = {name: spread([ratio(name, row) for row in rounds]) for name in MEASURES}
+        ratios["mount_speed"] = ratios.pop("mount_ms")
+        values = {label: {name: spread([float(row[label][name]) for row in rounds])  # type: ignore[arg-type]
+                          for name in MEASURES} for label in (ours.label, theirs.label)}
+        steady = {label: [row[label]["pull_curl_steady"] for row in rounds] for label in (ours.label, theirs.label)}
         report = {
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]},
-            "setup": {"blob_mib": args.blob_mib, "runs": args.runs, "manifest_seconds": args.seconds,
-                      "connections": 16, "ours": "gunicorn gthread 2 workers x 8 threads, SQLite, bearer JWT",
+                        "load_average_before_after": [[round(v, 2) for v in load_before],
+                                                      [round(v, 2) for v in load_after]]},
+            "setup": {"blob_mib": args.blob_mib, "chunk_mib": CHUNK_MIB, "rounds": args.rounds,
+                      "pulls_per_round": args.pulls, "mounts_per_round": args.mounts,
+                      "manifest_seconds": args.seconds, "connections": 16,
+                      "ours": "manage.py serve (web: gunicorn 2 workers x 16 threads; worker: django-q2), SQLite, "
+                              "bearer JWT",
                       "distribution": "docker-registry 2.8.2, filesystem, no auth"},
-            "results": results, "ratios": ratios, "targets": TARGETS,
-            "meets_targets": {key: ratios[key] >= TARGETS[key] for key in TARGETS},
-            "rss_1gib": {"blob_mib": args.big_mib, "push": rss_push, "pull": rss_pull},
+            "rounds": rounds, "values": values, "ratios": ratios, "targets": TARGETS,
+            "meets_targets": {key: ratios[key]["min"] >= TARGETS[key] for key in TARGETS},
+            "pull_curl_min_over_median": steady,
+            "memory_pss": {"idle": memory_idle, "after_load": memory_loaded,
+                           "growth_mib": round(float(memory_loaded["total_mib"])  # type: ignore[arg-type]
+                                               - float(memory_idle["total_mib"]), 1)},  # type: ignore[arg-type]
+            "rss_big_blob": {"blob_mib": args.big_mib, "push": rss_push, "pull": rss_pull},
         }
         (RESULTS / "registry.json").write_text(json.dumps(report, indent=2) + "\n")
         (RESULTS / "registry.md").write_text(markdown(report))
-        print(json.dumps({"ratios": ratios, "rss": {"push": rss_push["max_growth_mib"],
-                                                    "pull": rss_pull["max_growth_mib"]}}))
+        print(json.dumps({"ratios": ratios, "memory": report["memory_pss"]["growth_mib"],  # type: ignore[index]
+                          "idle": memory_idle["total_mib"]}))
     finally:
         distribution.terminate()
         distribution.wait(timeout=10)
         server.stop()
-        variant.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
 def markdown(report: dict) -> str:
-    ours, theirs = report["results"]["registry_policies"], report["results"]["distribution"]
-    persistent = report["results"]["registry_policies_persistent_db"]
+    ours, theirs = report["values"]["registry_policies"], report["values"]["distribution"]
     ratios, targets = report["ratios"], report["targets"]
-    rows = [
-        ("blob push (MiB/s)", ours["push_mib_s"], theirs["push_mib_s"], ratios["push"], targets["push"]),
-        ("blob pull (MiB/s)", ours["pull_mib_s"], theirs["pull_mib_s"], ratios["pull"], targets["pull"]),
-        ("manifest GET (req/s, 16 conn)", ours["manifest_get"]["rps"], theirs["manifest_get"]["rps"],
-         ratios["manifest_get"], targets["manifest_get"]),
-        ("manifest GET, persistent SQLite connections", persistent["manifest_get"]["rps"],
-         theirs["manifest_get"]["rps"], ratios["manifest_get_persistent_db"], targets["manifest_get"]),
-    ]
+    names = {"push_monolithic": "blob push, monolithic PUT (MiB/s)",
+             "push_chunked": f"blob push, {report['setup']['chunk_mib']} MiB PATCH chunks (MiB/s)",
+             "pull_python": "blob pull, Python client (MiB/s)", "pull_curl": "blob pull, curl -o /dev/null (MiB/s)",
+             "mount_ms": "cross-repository mount (ms, lower is better)",
+             "manifest_get": "manifest GET (req/s, 16 connections)"}
+    rows = []
+    for key, title in names.items():
+        ratio_key = "mount_speed" if key == "mount_ms" else key
+        r = ratios[ratio_key]
+        target = targets.get(ratio_key)
+        rows.append(f"| {title} | {ours[key]['median']:,.1f} | {theirs[key]['median']:,.1f} | "
+                    f"{r['min']:.2f} / {r['median']:.2f} / {r['max']:.2f} | "
+                    f"{'>= ' + str(target) + 'x' if target else ''} |")
+    memory = report["memory_pss"]
+    load = report["machine"]["load_average_before_after"]
     lines = [
         "# Registry protocol benchmark", "",
-        f"Run {report['when']} on {report['machine']['cpus']} CPUs ({report['machine']['platform']}), "
-        f"load average {report['machine']['load_average_before_after'][0]} before and "
-        f"{report['machine']['load_average_before_after'][1]} after (the machine is shared: figures are noisy; "
-        "the servers are measured in interleaved rounds so that both see the same noise). "
-        f"Blob: {report['setup']['blob_mib']} MiB, median of {report['setup']['runs']} runs "
-        "(POST, one streamed PATCH, PUT ?digest=; GET streamed). "
-        f"Manifest GET: {report['setup']['manifest_seconds']} s, 16 connections "
-        f"({ours['manifest_get']['tool']}). Produced by `bench/registry_bench.py`.", "",
+        f"`{report['command']}` — run {report['when']} on {report['machine']['cpus']} CPUs "
+        f"({report['machine']['platform']}), load average {load[0]} before and {load[1]} after (1/5/15 min; "
+        "the machine is shared with other work). Ours and distribution are measured in "
+        f"{report['setup']['rounds']} interleaved rounds (order alternating); ratios are ours/distribution "
+        "per round (for the mount: distribution's latency / ours), given as min / median / max. "
+        f"Blob: {report['setup']['blob_mib']} MiB; pulls: {report['setup']['pulls_per_round']} repeats per "
+        f"round (median); mounts: {report['setup']['mounts_per_round']} small blobs per round into one "
+        "existing repository (median).", "",
         f"- ours: {report['setup']['ours']}", f"- distribution: {report['setup']['distribution']}", "",
-        "| measure | ours | distribution | ratio | target |", "|---|---:|---:|---:|---:|",
-        *[f"| {name} | {a:,.1f} | {b:,.1f} | {r:.2f}x | >= {t}x |" for name, a, b, r, t in rows], "",
-        f"Memory while a {report['rss_1gib']['blob_mib']} MiB blob goes through our gunicorn workers: "
-        f"largest RSS growth of a worker {report['rss_1gib']['push']['max_growth_mib']} MiB on push, "
-        f"{report['rss_1gib']['pull']['max_growth_mib']} MiB on pull (bodies stream in 1 MiB chunks; "
-        "downloads are sendfile).", "",
-        "The last row runs the same server with persistent SQLite connections "
-        "(`DATABASE_URL=sqlite:///…?conn_max_age=600&conn_health_checks=true`): `registry_policies/settings.py` "
-        "sets `CONN_MAX_AGE` only for PostgreSQL, so by default every request opens a SQLite connection "
-        "(Django's per-connection setup plus the WAL PRAGMAs, contended by 16 concurrent requests), which "
-        "costs several times the rest of a manifest GET.", "",
+        "| measure | ours (median) | distribution (median) | ratio min / median / max | target |",
+        "|---|---:|---:|---:|---:|", *rows, "",
+        "Pull steadiness (curl, min / median of the 5 repeats, per round): "
+        + ", ".join(f"{label}: {values}" for label, values in report["pull_curl_min_over_median"].items()), "",
+        f"Memory (PSS of the whole `manage.py serve` tree: gunicorn master and workers, django-q2 cluster): "
+        f"idle {memory['idle']['total_mib']} MiB, after the load {memory['after_load']['total_mib']} MiB "
+        f"(growth {memory['growth_mib']} MiB). Per process, idle:", "",
+        "| pid | PSS MiB | command |", "|---|---:|---|",
+        *[f"| {pid} | {p['pss_mib']} | `{p['cmd']}` |" for pid, p in memory["idle"]["processes"].items()], "",
+        f"Memory flat in blob size: while a {report['rss_big_blob']['blob_mib']} MiB blob goes through our "
+        f"gunicorn workers, the largest RSS growth of a worker is {report['rss_big_blob']['push']['max_growth_mib']}"
+        f" MiB on push and {report['rss_big_blob']['pull']['max_growth_mib']} MiB on pull.", "",
+        "Targets met (worst round): " + ", ".join(f"{k}: {'yes' if v else 'NO'}"
+                                                 for k, v in report["meets_targets"].items()), "",
     ]
     return "\n".join(lines)
 

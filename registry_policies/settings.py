@@ -226,7 +226,7 @@ SPECTACULAR_SETTINGS = {
 Q_CLUSTER = {
     "name": "registry_policies",
     "orm": "default",
-    "workers": env.int("Q_WORKERS", default=2),
+    "workers": env.int("Q_WORKERS", default=1),  # issue 15: one per small machine; see README "Sizing"
     "timeout": 600,
     "retry": 720,
     "max_attempts": 3,

@@ -5,6 +5,6 @@ class ApiConfig(AppConfig):
     name = "registry_policies.api"
     label = "api"
     verbose_name = "REST API"
-
-    def ready(self) -> None:
-        from registry_policies.api import schema  # noqa: F401  (registers the OpenAPI auth extensions)
+    # The OpenAPI auth extensions (`api.schema`) are registered by `api.urls`, imported where the
+    # schema can be generated (web workers, `manage.py spectacular`), so that drf_spectacular is not
+    # loaded into the supervisor and the task workers (issue 15: memory).

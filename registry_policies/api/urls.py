@@ -5,6 +5,7 @@ Registry content (tags, tag history, scans), policies, mirrors and webhooks are 
 """
 from django.urls import URLPattern, URLResolver, include, path, re_path
 
+from registry_policies.api import schema  # noqa: F401  (registers the OpenAPI auth extensions)
 from registry_policies.api.views import (
     accounts,
     audit,

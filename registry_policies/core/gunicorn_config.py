@@ -22,7 +22,28 @@ timeout = 300
 graceful_timeout = 5
 keepalive = 5
 accesslog = "-"
+# The application is imported once in the master and the workers fork from it, sharing Django's
+# pages copy-on-write (PSS of each worker drops by about half). Nothing opens a database
+# connection at import time; prometheus_client's multiprocess values notice the fork (pid) and
+# write per-worker files, and `child_exit` below still forgets a dead worker's gauges.
+# PRELOAD_APP=false imports the application in every worker instead.
+preload_app = os.environ.get("PRELOAD_APP", "true").lower() not in ("0", "false", "no")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def when_ready(server: Any) -> None:
+    """With `preload_app`, before the workers fork: import the URLconf (every view) in the master too,
+    and move everything imported so far out of the garbage collector's reach (`gc.freeze`), so that
+    collections in the workers do not write to, and so copy, the pages they share with the master."""
+    if not server.cfg.preload_app:
+        return
+    import gc
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - imports the views
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -4,8 +4,10 @@ Any node can serve any request of a session: its state is the `BlobUpload` row (
 store's staging record, the SHA-256 so far) and its bytes are in the blob store's staging (the
 shared filesystem or the S3 bucket), never on one node's disk or in its memory.
 
-Bodies are read in fixed 1 MiB chunks, never whole. With gunicorn, `wsgi.input_terminated` is set
-and `wsgi.input` itself ends the body, which is the only way to receive `Transfer-Encoding: chunked`
+Blob bodies are read into a few large reused buffers and hashed by a helper thread while the next
+buffer is read (`body.py`): never whole, and without a second pass over the bytes. Small bodies
+(manifests, drains) use `request_chunks`. With gunicorn, `wsgi.input_terminated` is set and
+`wsgi.input` itself ends the body, which is the only way to receive `Transfer-Encoding: chunked`
 bodies (Django's WSGIRequest would see an empty body for them); otherwise Django's
 Content-Length-limited stream is read.
 
@@ -39,6 +41,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from registry_policies.core import metrics
+from registry_policies.distribution import body
 from registry_policies.distribution.errors import RegistryError
 from registry_policies.distribution.models import BlobUpload
 from registry_policies.repositories import content
@@ -156,23 +159,34 @@ class _Claim:
         BlobUpload.objects.filter(pk=self.pk, writer=self.token).update(writer="", lease_until=None)
 
 
-def _feed(chunks: Iterator[bytes], hasher: Any, claim: _Claim | None) -> Iterator[bytes]:
-    for chunk in chunks:
+def _body(request: HttpRequest, *, hasher: Any, claim: _Claim | None) -> Iterator[memoryview]:
+    """The blob body in large reused buffers, hashed meanwhile (see `body`), with the upload's
+    leases renewed and the byte counter advanced per buffer."""
+    heartbeat = getattr(request, "upload_heartbeat", None)  # renews the upload slot's lease
+
+    def on_chunk(count: int) -> None:
+        metrics.add_bytes(direction="upload", count=count)
+        if heartbeat is not None:
+            heartbeat()
         if claim is not None:
             claim.renew()
-        if hasher is not None:
-            hasher.update(chunk)
-        yield chunk
+
+    try:
+        yield from body.hashed_chunks(body.body_filler(request), hasher=hasher, on_chunk=on_chunk,
+                                      length=declared_length(request))
+    except body.BodyStalled as error:
+        raise RegistryError("BLOB_UPLOAD_INVALID", "the request body stopped arriving", status=408,
+                            detail={"reason": str(error)})
 
 
-def _append(claim: _Claim, chunks: Iterator[bytes], expected: int | None) -> int:
+def _append(claim: _Claim, request: HttpRequest, expected: int | None) -> int:
     """Stage the body after the session's offset and publish the new offset (the previous one stays
     on any error or a size mismatch). Returns the new offset."""
     row, key = claim.row, str(claim.pk)
     hasher = _recall(key, row.size)
     try:
         state, written = get_blob_store().stage_append(key, row.staging, offset=row.size,
-                                                       chunks=_feed(chunks, hasher, claim))
+                                                       chunks=_body(request, hasher=hasher, claim=claim))
     except StagingLost:
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload session data is gone", detail={"uuid": key})
     if expected is not None and written != expected:
@@ -226,7 +240,7 @@ def append_chunk(*, upload: BlobUpload, request: HttpRequest, content_range: tup
             raise RegistryError("BLOB_UPLOAD_INVALID", f"chunk starts at {content_range[0]}, upload is at {offset}",
                                 status=416, detail={"offset": offset}, headers=_range(offset))
         expected = content_range[1] - content_range[0] + 1 if content_range is not None else declared_length(request)
-        return _append(claim, request_chunks(request), expected)
+        return _append(claim, request, expected)
     finally:
         claim.release()
 
@@ -277,7 +291,7 @@ def finish_upload(*, upload: BlobUpload, request: HttpRequest, digest: str | Non
     claim = _claim(upload, request)
     key = str(upload.pk)
     try:
-        size = _append(claim, request_chunks(request), declared_length(request))
+        size = _append(claim, request, declared_length(request))
         row = claim.row
         computed = None
         entry = _recall(key, size) if size else None
@@ -316,8 +330,8 @@ def monolithic_upload(*, repository: Repository, request: HttpRequest, digest: s
     state = store.stage_start(upload_id)
     try:
         hasher = new_hasher(algorithm)
-        state, size = store.stage_append(upload_id, state, offset=0, chunks=_feed(request_chunks(request), hasher,
-                                                                                  None))
+        state, size = store.stage_append(upload_id, state, offset=0, chunks=_body(request, hasher=hasher,
+                                                                                  claim=None))
         expected = declared_length(request)
         if expected is not None and size != expected:
             raise RegistryError("SIZE_INVALID", f"received {size} bytes, expected {expected}",

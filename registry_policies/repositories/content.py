@@ -138,7 +138,10 @@ def mount_blob(*, repository: Repository, source: Repository, digest: str) -> Bl
         blob = Blob.objects.select_for_update().filter(digest=digest, repository_links__repository=source).first()
         if blob is None:
             return None
-        _touch_links(RepositoryBlob, "blob_id", repository, {blob.pk})
+        # One upsert: a new link, or an existing one refreshed (`created_at = now`, as `_touch_links`).
+        RepositoryBlob.objects.bulk_create([RepositoryBlob(repository=repository, blob_id=blob.pk)],
+                                           update_conflicts=True, unique_fields=["repository", "blob"],
+                                           update_fields=["created_at"])
         return blob
 
 

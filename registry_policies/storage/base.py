@@ -90,7 +90,7 @@ class StagingStore(Protocol):
         ...
 
     def stage_append(self, upload_id: str, state: StagingState, *, offset: int,
-                     chunks: Iterable[bytes]) -> tuple[StagingState, int]:
+                     chunks: Iterable[bytes | memoryview]) -> tuple[StagingState, int]:
         """Append `chunks` after the first `offset` staged bytes. Returns (new state, bytes written).
         The bytes are durable when it returns. Raises StagingLost when the staging is gone."""
         ...

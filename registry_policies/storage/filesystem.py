@@ -116,7 +116,7 @@ class FilesystemBlobStore:
         return {}
 
     def stage_append(self, upload_id: str, state: StagingState, *, offset: int,
-                     chunks: Iterable[bytes]) -> tuple[StagingState, int]:
+                     chunks: Iterable[bytes | memoryview]) -> tuple[StagingState, int]:
         with self._open_staged(upload_id) as handle:
             handle.truncate(offset)  # whatever a failed or killed writer left beyond the offset
             handle.seek(offset)

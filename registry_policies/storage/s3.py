@@ -174,7 +174,7 @@ class S3BlobStore:
         return [number, etag, len(data)]
 
     def stage_append(self, upload_id: str, state: StagingState, *, offset: int,
-                     chunks: Iterable[bytes]) -> tuple[StagingState, int]:
+                     chunks: Iterable[bytes | memoryview]) -> tuple[StagingState, int]:
         """Parts are sent by a helper thread while the next one is read from the client (at most
         PARTS_IN_FLIGHT being sent, so memory stays bounded)."""
         if state.get("object"):

@@ -42,6 +42,9 @@ def worker_command() -> list[str]:
 
 class Command(BaseCommand):
     help = "Run gunicorn (gthread) on HOST:PORT and/or the django-q2 worker cluster until interrupted."
+    # The supervisor only starts, watches and sweeps: the system checks (every URLconf and view
+    # imported) would cost it tens of MiB for nothing; `migrate`/`check` run them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--web", action="store_true", help="Run only the web role (gunicorn on HOST:PORT).")
@@ -64,6 +67,11 @@ class Command(BaseCommand):
             commands.append(web_command(bind=bind, workers=options["workers"], threads=options["threads"]))
         if run_worker:
             commands.append(worker_command())
+        # glibc malloc: a few arenas rather than one per thread (16 threads per web worker), and a
+        # fixed mmap threshold so that the MiB-sized upload buffers go back to the system when freed
+        # instead of raising the dynamic threshold and staying in the heap (growth under load).
+        for key, value in (("MALLOC_ARENA_MAX", "2"), ("MALLOC_MMAP_THRESHOLD_", str(256 * 1024))):
+            os.environ.setdefault(key, value)
         children = [subprocess.Popen(command, start_new_session=True,  # noqa: S603
                                      preexec_fn=parent_death_signal(signal.SIGTERM))
                     for command in commands]

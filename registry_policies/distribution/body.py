@@ -1,0 +1,157 @@
+"""Blob request bodies read into a few large reused buffers, hashed by a helper thread meanwhile.
+
+The bulk path of a push: with gunicorn and a `Content-Length` body, the socket is read with
+`recv_into` straight into one of `BUFFERS` buffers of `BUFFER_SIZE` bytes (gunicorn's own
+`wsgi.input` would copy every MiB three times through BytesIO objects); other bodies (chunked
+transfer encoding, Django's test client, runserver) are read through `wsgi.input` into the same
+buffers. While the caller writes a buffer to the blob store, a helper thread hashes it and the
+request thread reads the next one: `recv_into`, `hashlib.update` on more than 2 KiB and file
+writes all release the GIL, so the three overlap on two cores. A buffer is refilled only once it is
+hashed and the caller has asked for the next one (so it is written, or copied by the S3 backend).
+
+Memory per request: at most `BUFFERS * BUFFER_SIZE` (12 MiB), whatever the blob size; a body
+that fits one buffer gets one buffer of its own size and no thread.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.http import HttpRequest
+
+BUFFER_SIZE = 4 * 1024 * 1024
+BUFFERS = 3
+
+Fill = Callable[[memoryview], int]
+
+
+class BodyStalled(OSError):
+    """The client stopped sending the body (the server's per-read timeout) or reset the connection."""
+
+
+def _socket_fill(stream: Any) -> Fill | None:
+    """A reader of a gunicorn `Content-Length` body straight from the socket, or None when the
+    stream is anything else. Bytes gunicorn already buffered are handed out first; the body's
+    remaining length is kept up to date so that gunicorn knows where the next request starts."""
+    reader: Any = getattr(stream, "reader", None)
+    unreader: Any = getattr(reader, "unreader", None)
+    sock: Any = getattr(unreader, "sock", None)
+    if (type(reader).__name__ != "LengthReader" or sock is None or not hasattr(unreader, "take_buffered")
+            or not isinstance(getattr(reader, "length", None), int)):
+        return None
+    pending = bytearray(stream.buf.getvalue()) if stream.buf.tell() else bytearray()
+    stream.buf.seek(0)
+    stream.buf.truncate()
+    buffered = unreader.take_buffered()
+    if buffered:
+        take = min(len(buffered), reader.length)
+        pending += buffered[:take]
+        if take < len(buffered):
+            unreader.unread(buffered[take:])  # a pipelined next request
+        reader.length -= take
+    timeout = getattr(unreader, "body_timeout", None)
+
+    def fill(view: memoryview) -> int:
+        filled = 0
+        if pending:
+            filled = min(len(pending), len(view))
+            view[:filled] = pending[:filled]
+            del pending[:filled]
+        if timeout is not None:
+            sock.settimeout(timeout)
+        while filled < len(view) and reader.length > 0:
+            try:
+                received = sock.recv_into(view[filled:filled + min(len(view) - filled, reader.length)])
+            except OSError as error:  # includes the read timeout
+                stream.failed = True
+                if isinstance(error, TimeoutError) and hasattr(unreader, "timed_out"):
+                    unreader.timed_out = True
+                raise BodyStalled(str(error) or "read timed out") from error
+            if not received:  # cut: the caller sees fewer bytes than declared
+                stream.failed = True
+                reader.length = 0
+                break
+            reader.length -= received
+            filled += received
+        return filled
+
+    return fill
+
+
+def _stream_fill(stream: Any) -> Fill:
+    def fill(view: memoryview) -> int:
+        filled = 0
+        while filled < len(view):
+            data = stream.read(len(view) - filled)
+            if not data:
+                break
+            view[filled:filled + len(data)] = data
+            filled += len(data)
+        return filled
+
+    return fill
+
+
+def body_filler(request: HttpRequest) -> Fill:
+    """How to read the body of `request` into a buffer (returns the bytes filled; 0 at the end).
+    With gunicorn, `wsgi.input_terminated` is set and `wsgi.input` itself ends the body (the only way
+    to receive `Transfer-Encoding: chunked`); otherwise Django's length-limited stream is read."""
+    if request.META.get("wsgi.input_terminated"):
+        stream = request.META["wsgi.input"]
+        return _socket_fill(stream) or _stream_fill(stream)
+    return _stream_fill(request)
+
+
+def hashed_chunks(fill: Fill, *, hasher: Any | None, length: int | None = None,
+                  on_chunk: Callable[[int], None] | None = None) -> Iterator[memoryview]:
+    """The body as views of reused buffers (each valid until the next one is asked for), hashed into
+    `hasher`; the hash is complete when the iterator is exhausted. A body that fits one buffer
+    (`length`, when declared) gets one buffer of its size and is hashed inline; larger ones are
+    hashed by a helper thread while the next buffer is read."""
+    small = length is not None and length <= BUFFER_SIZE
+    size = max(min(length, BUFFER_SIZE), 1) if small and length is not None else BUFFER_SIZE
+    if small or hasher is None:
+        buffer = memoryview(bytearray(size))
+        while n := fill(buffer):
+            if hasher is not None:
+                hasher.update(buffer[:n])
+            if on_chunk is not None:
+                on_chunk(n)
+            yield buffer[:n]
+        return
+    buffers = [memoryview(bytearray(BUFFER_SIZE)) for _ in range(BUFFERS)]
+    free: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(buffers)):
+        free.put(index)
+    jobs: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+    failure: list[BaseException] = []
+
+    def hash_buffers() -> None:
+        while (job := jobs.get()) is not None:
+            index, n = job
+            try:
+                if not failure:
+                    hasher.update(buffers[index][:n])
+            except BaseException as error:  # noqa: BLE001 - re-raised in the request thread
+                failure.append(error)
+            free.put(index)
+
+    thread = threading.Thread(target=hash_buffers, name="body-hasher", daemon=True)
+    thread.start()
+    try:
+        while True:
+            index = free.get()
+            n = fill(buffers[index])
+            if not n:
+                break
+            jobs.put((index, n))
+            if on_chunk is not None:
+                on_chunk(n)
+            yield buffers[index][:n]
+    finally:
+        jobs.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
