@@ -96,7 +96,7 @@ def _touch_links(model: type[RepositoryBlob] | type[RepositoryManifest], field: 
         return set()
     now = timezone.now()
     links = model.objects.filter(repository=repository, **{f"{field}__in": ids})
-    existing = set(links.values_list(field, flat=True))
+    existing = set(links.select_for_update().order_by("pk").values_list(field, flat=True))  # locks in id order
     if existing:
         model.objects.filter(repository=repository, **{f"{field}__in": existing}).update(created_at=now)
     missing = ids - existing
@@ -112,7 +112,9 @@ def link_blob(*, repository: Repository, digest: str, size: int) -> tuple[Blob, 
     for attempt in range(3):
         try:
             with transaction.atomic():
-                blob = Blob.objects.select_for_update().filter(digest=digest).first()
+                # NO KEY UPDATE: serialises with gc's delete, but not with a concurrent manifest push
+                # whose foreign keys take KEY SHARE on this row (a lock-order inversion otherwise).
+                blob = Blob.objects.select_for_update(no_key=True).filter(digest=digest).first()
                 created = blob is None
                 if blob is None:
                     blob = Blob.objects.create(digest=digest, size=size)
@@ -135,7 +137,8 @@ def mount_blob(*, repository: Repository, source: Repository, digest: str) -> Bl
     """Link `digest` into `repository` if `source` holds it (no bytes copied); None otherwise.
     The caller has checked that the actor may read `source` and push to `repository`."""
     with transaction.atomic():
-        blob = Blob.objects.select_for_update().filter(digest=digest, repository_links__repository=source).first()
+        blob = (Blob.objects.select_for_update(no_key=True, of=("self",))
+                .filter(digest=digest, repository_links__repository=source).first())
         if blob is None:
             return None
         # One upsert: a new link, or an existing one refreshed (`created_at = now`, as `_touch_links`).
@@ -179,7 +182,10 @@ def _linked_blobs(repository: Repository, parsed: ParsedManifest) -> dict[str, B
     if not wanted:
         return {}
     links = RepositoryBlob.objects.filter(repository=repository, blob__digest__in=wanted)
-    links.update(created_at=timezone.now())  # row locks: serialises with gc's re-check
+    # Row locks serialise with gc's re-check; taken in id order so concurrent pushes sharing blobs
+    # (a common base layer, the empty config) never wait on each other in a cycle.
+    locked = list(links.select_for_update(of=("self",)).order_by("pk").values_list("pk", flat=True))
+    RepositoryBlob.objects.filter(pk__in=locked).update(created_at=timezone.now())
     blobs = {blob.digest: blob for blob in Blob.objects.filter(repository_links__repository=repository,
                                                               digest__in=wanted)}
     for digest, descriptor in wanted.items():
@@ -207,7 +213,7 @@ def _linked_children(repository: Repository, parsed: ParsedManifest) -> dict[str
 
 def _store_manifest(parsed: ParsedManifest, blobs: dict[str, Blob], children: dict[str, Manifest],
                     platform: str) -> tuple[Manifest, bool]:
-    existing = Manifest.objects.select_for_update().filter(digest=parsed.digest).first()
+    existing = Manifest.objects.select_for_update(no_key=True).filter(digest=parsed.digest).first()
     if existing is not None:
         return existing, False
     if parsed.is_index:
@@ -301,7 +307,8 @@ def link_manifest(*, repository: Repository, manifest: Manifest, actor: Actor = 
     Returns the ids of manifests newly linked."""
     with transaction.atomic():
         ids = manifest_closure({manifest.pk}, referrers_from)
-        list(Manifest.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
+        list(Manifest.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+             .values_list("pk", flat=True))
         new = _touch_links(RepositoryManifest, "manifest_id", repository, ids)
         blob_ids = set(Manifest.blobs.through.objects.filter(manifest_id__in=ids).values_list("blob_id", flat=True))
         _touch_links(RepositoryBlob, "blob_id", repository, blob_ids)
