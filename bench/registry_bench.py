@@ -200,7 +200,8 @@ def pss_mib(root_pid: int) -> dict[str, object]:
     for pid in tree_pids(root_pid):
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = cmdline.replace(f"{ROOT}/", "")[:80]  # results name paths relative to the checkout
         except OSError:
             continue
         pss = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))

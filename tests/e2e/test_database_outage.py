@@ -2,12 +2,11 @@
 on /-/readyz, and recovers by itself when the database is back.
 
 The outage is real: the server reaches PostgreSQL through a TCP proxy in this test, which is cut
-(open connections closed, new ones refused) and then restored. PostgreSQL pass only: SQLite is a
-file in the node's own data dir, it cannot become unreachable on its own.
+(open connections closed, new ones refused) and then restored. SQLite is a
+file in the node's own data dir, so both CI passes run it against PostgreSQL.
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 import requests
 
 from tests.faults.proxy import DatabaseProxy
+from tests.faults.test_database_outage_during_push import _postgres
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
@@ -24,9 +24,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def proxied_server(tmp_path_factory, monkeypatch) -> Iterator[tuple[RunningServer, DatabaseProxy]]:  # type: ignore[no-untyped-def]
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith(("postgres://", "postgresql://")):
-        pytest.skip("PostgreSQL pass only (DATABASE_URL=postgres://…): a database the node reaches over the network")
+    base = _postgres()  # both CI passes: an unreachable PostgreSQL fails under CI=true
     parsed = urlparse(base)
     proxy = DatabaseProxy((parsed.hostname or "127.0.0.1", parsed.port or 5432))
     netloc = f"{parsed.username or 'postgres'}@127.0.0.1:{proxy.port}"
