@@ -92,6 +92,15 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "registry_policies.core.middleware.DatabaseUnavailableMiddleware",
 ]
+# `/v2/` requests (the registry protocol authenticates each request by itself) run only these, in
+# MIDDLEWARE's order: no sessions, CSRF, signed-in user or messages (see core/protocol_handler.py).
+REGISTRY_MIDDLEWARE = [
+    "registry_policies.core.middleware.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",  # Content-Length on every answer
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "registry_policies.core.middleware.DatabaseUnavailableMiddleware",
+]
 
 ROOT_URLCONF = "registry_policies.urls"
 WSGI_APPLICATION = "registry_policies.wsgi.application"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from registry_policies.core import events
@@ -133,19 +133,30 @@ def forget_blob(*, blob: Blob) -> None:
             Blob.objects.filter(pk=blob.pk).delete()
 
 
-def mount_blob(*, repository: Repository, source: Repository, digest: str) -> Blob | None:
-    """Link `digest` into `repository` if `source` holds it (no bytes copied); None otherwise.
-    The caller has checked that the actor may read `source` and push to `repository`."""
-    with transaction.atomic():
-        blob = (Blob.objects.select_for_update(no_key=True, of=("self",))
-                .filter(digest=digest, repository_links__repository=source).first())
-        if blob is None:
-            return None
-        # One upsert: a new link, or an existing one refreshed (`created_at = now`, as `_touch_links`).
-        RepositoryBlob.objects.bulk_create([RepositoryBlob(repository=repository, blob_id=blob.pk)],
-                                           update_conflicts=True, unique_fields=["repository", "blob"],
-                                           update_fields=["created_at"])
-        return blob
+def mount_blob(*, repository: Repository, source: Repository, digest: str) -> bool:
+    """Link `digest` into `repository` if `source` holds it (no bytes copied); False otherwise.
+    The caller has checked that the actor may read `source` and push to `repository`.
+
+    One statement (a mount is on the path of every layer a client pushes to a new repository): the
+    link is inserted from the source's link, or an existing one refreshed (`created_at = now`, as
+    `_touch_links` does), in the same upsert. Safe against gc: the new link's foreign key locks the
+    blob row (KEY SHARE on PostgreSQL; SQLite serialises writers), so gc's delete of an unused blob,
+    which rechecks under a row lock, either waits for this link and keeps the blob, or has already
+    deleted it, and the insert then fails its foreign key and the mount falls back to an upload."""
+    links, blobs = RepositoryBlob._meta.db_table, Blob._meta.db_table
+    sql = (f"INSERT INTO {links} (repository_id, blob_id, created_at) "  # noqa: S608 - names from the models
+           f"SELECT %s, source.blob_id, %s FROM {links} AS source "
+           f"INNER JOIN {blobs} AS stored ON stored.id = source.blob_id "
+           f"WHERE source.repository_id = %s AND stored.digest = %s "
+           f"ON CONFLICT (repository_id, blob_id) DO UPDATE SET created_at = excluded.created_at "
+           f"RETURNING blob_id")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            cursor.execute(sql, [repository.pk, now, source.pk, digest])
+            return cursor.fetchone() is not None
+    except IntegrityError:  # gc deleted the blob meanwhile
+        return False
 
 
 def unlink_blob(*, repository: Repository, digest: str) -> bool:

@@ -20,10 +20,10 @@ from registry_policies.distribution import uploads
 from registry_policies.distribution.access import may, require
 from registry_policies.distribution.errors import RegistryError, registry_endpoint
 from registry_policies.distribution.models import BlobUpload
-from registry_policies.distribution.names import check_digest, parse_name, split_name
+from registry_policies.distribution.names import check_digest, parse_name
 from registry_policies.distribution.upload_slots import upload_slot
 from registry_policies.distribution.views.common import (
-    find_repository,
+    find_push_and_source,
     name_unknown,
     repository_exists,
     repository_for_push,
@@ -139,18 +139,21 @@ def start_upload(request: HttpRequest, name: str) -> HttpResponse:
         raise RegistryError("UNSUPPORTED", f"{request.method} is not supported on uploads")
     parse_name(name)
     caller = require(request, name, "push")
-    repository = repository_for_push(caller, name)
     mount, source_name = request.GET.get("mount"), request.GET.get("from")
     if mount and source_name:
         check_digest(mount)
-        source = find_repository(source_name) if split_name(source_name) else None
+        found, source = find_push_and_source(name, source_name)
+        repository = repository_for_push(caller, name, found=found)
         if (source is not None and may(caller, source_name, "pull")
-                and content.mount_blob(repository=repository, source=source, digest=mount) is not None):
+                and content.mount_blob(repository=repository, source=source, digest=mount)):
             return _created(name, mount)
-    elif "digest" in request.GET:
-        with upload_slot(request=request, user_id=caller.user_id):
-            blob = uploads.monolithic_upload(repository=repository, request=request, digest=request.GET["digest"])
-        return _created(name, blob.digest)
+    else:
+        repository = repository_for_push(caller, name)
+        if "digest" in request.GET:
+            with upload_slot(request=request, user_id=caller.user_id):
+                blob = uploads.monolithic_upload(repository=repository, request=request,
+                                                 digest=request.GET["digest"])
+            return _created(name, blob.digest)
     upload = uploads.start_upload(repository=repository, actor=caller.user())
     return _upload_response(name, upload, 0, 202)
 

@@ -1,15 +1,18 @@
 """Helpers shared by the /v2/ views: repository lookup, creation on push, pagination, bodies."""
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest, HttpResponse
 
 from registry_policies.distribution.access import CHALLENGE_ACTIONS, Caller, denied
 from registry_policies.distribution.errors import RegistryError
-from registry_policies.distribution.names import parse_name
+from registry_policies.distribution.names import parse_name, split_name
 from registry_policies.distribution.uploads import declared_length, request_chunks
+from registry_policies.mirroring.models import PullMirror
 from registry_policies.mirroring.selectors import is_pull_mirrored
 from registry_policies.repositories.models import Repository
 from registry_policies.repositories.services import create_repository
@@ -22,6 +25,20 @@ MAX_PAGE = 10_000
 def find_repository(name: str) -> Repository | None:
     namespace, repository = parse_name(name)
     return Repository.objects.select_related("namespace").filter(namespace__name=namespace, name=repository).first()
+
+
+def find_push_and_source(name: str, source_name: str) -> tuple[Repository | None, Repository | None]:
+    """A mount's destination and source in one query (either None when missing or, for the source,
+    not a valid name); the destination knows whether it is pull-mirrored (`pull_mirrored`), so that
+    `repository_for_push` needs no query of its own."""
+    source_parts = split_name(source_name)
+    wanted = [parse_name(name)] + ([source_parts] if source_parts else [])
+    matches = Q()
+    for namespace, repository in wanted:
+        matches |= Q(namespace__name=namespace, name=repository)
+    found = {row.full_name: row for row in Repository.objects.select_related("namespace").filter(matches).annotate(
+        pull_mirrored=Exists(PullMirror.objects.filter(repository_id=OuterRef("pk"))))}
+    return found.get(name), (found.get(source_name) if source_parts else None)
 
 
 def repository_or_unknown(name: str) -> Repository:
@@ -39,10 +56,11 @@ def repository_exists(namespace: str, name: str) -> bool:
     return Repository.objects.filter(namespace__name=namespace, name=name).exists()
 
 
-def repository_for_push(caller: Caller, name: str) -> Repository:
+def repository_for_push(caller: Caller, name: str, *, found: Repository | None | Literal[False] = False) -> Repository:
     """The repository to push to, created (private) when missing and the caller may create it in its
-    namespace (their own, or one where `tenancy.access.can_create_repository` allows it)."""
-    repository = find_repository(name)
+    namespace (their own, or one where `tenancy.access.can_create_repository` allows it). `found`:
+    the result of a lookup the caller already made (None: it does not exist), False for none made."""
+    repository = find_repository(name) if found is False else found
     if repository is not None:
         refuse_pull_mirrored(repository)
         return repository
@@ -63,7 +81,8 @@ def repository_for_push(caller: Caller, name: str) -> Repository:
 
 def refuse_pull_mirrored(repository: Repository) -> None:
     """A pull-mirrored repository is read-only to pushes: only its mirror writes its tags."""
-    if is_pull_mirrored(repository):
+    known = getattr(repository, "pull_mirrored", None)  # annotated by find_push_and_source
+    if known if known is not None else is_pull_mirrored(repository):
         raise RegistryError("DENIED", f"{repository.full_name} is a pull mirror of a remote repository and is "
                                       "read-only: push to the remote instead, or remove the pull mirror",
                             detail={"name": repository.full_name, "reason": "pull_mirror"})
