@@ -7,7 +7,7 @@ from elsewhere on a shared machine hits both alike). Per round and server:
   (Content-Range), bodies sent by the kernel (sendfile) so the client costs no CPU;
 - blob pull, 5 repeats, with a Python client and with `curl -o /dev/null`;
 - cross-repository mount latency (POST ?mount=&from=, median of 20);
-- manifest GET requests per second (16 connections).
+- manifest GET and tags/list (101 tags) requests per second (16 connections, wrk when installed).
 
 Ratios ours/distribution are taken per round; the report gives min/median/max over the rounds.
 Memory: PSS (from /proc/<pid>/smaps_rollup) of the whole process tree of our `manage.py serve`
@@ -48,7 +48,8 @@ from tests.servers import RunningServer, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 MIB = 1024 * 1024
-TARGETS = {"push_monolithic": 1.3, "push_chunked": 1.3, "pull_curl": 1.1, "mount_speed": 1.0}
+TARGETS = {"push_monolithic": 1.3, "push_chunked": 1.3, "pull_curl": 1.1, "mount_speed": 1.0, "tags_list": 1.5}
+TAGS = 100
 CHUNK_MIB = 16
 
 
@@ -210,20 +211,23 @@ def pss_mib(root_pid: int) -> dict[str, object]:
     return {"total_mib": round(total, 1), "processes": processes}
 
 
-def push_manifest(target: Target, session: requests.Session) -> str:
+def push_manifest(target: Target, session: requests.Session, *, tags: int = TAGS) -> str:
+    """Push one image as `bench` and under `tags` more tags (for tags/list); its manifest URL."""
     image = make_image()
     for blob in image.blobs:  # POST then PUT with the body: distribution 2.8 has no monolithic POST
         start = session.post(f"{target.url}/v2/{target.name}/blobs/uploads/", headers=target.headers, timeout=60)
         start.raise_for_status()
         session.put(_location(target.url, start), params={"digest": blob.digest}, data=blob.data,
                     headers=target.headers, timeout=60).raise_for_status()
-    session.put(f"{target.url}/v2/{target.name}/manifests/bench", data=image.manifest.data, timeout=60,
-                headers={**target.headers, "Content-Type": image.manifest.media_type}).raise_for_status()
+    for tag in ["bench", *(f"tag-{index:03d}" for index in range(tags))]:
+        session.put(f"{target.url}/v2/{target.name}/manifests/{tag}", data=image.manifest.data, timeout=60,
+                    headers={**target.headers, "Content-Type": image.manifest.media_type}).raise_for_status()
     return f"{target.url}/v2/{target.name}/manifests/bench"
 
 
-def manifest_rps(url: str, headers: dict[str, str], seconds: int, connections: int = 16) -> dict[str, object]:
-    accept = "application/vnd.oci.image.manifest.v1+json"
+def requests_per_second(url: str, headers: dict[str, str], seconds: int, connections: int = 16,
+                        accept: str = "application/vnd.oci.image.manifest.v1+json") -> dict[str, object]:
+    """GETs of `url` per second over `connections` keep-alive connections (wrk when installed)."""
     wrk = shutil.which("wrk")
     if wrk:
         command = [wrk, "-t", "4", "-c", str(connections), "-d", f"{seconds}s", "-H", f"Accept: {accept}"]
@@ -344,7 +348,7 @@ def spread(values: list[float]) -> dict[str, float]:
             "max": round(max(values), 2)}
 
 
-MEASURES = ("push_monolithic", "push_chunked", "pull_python", "pull_curl", "mount_ms", "manifest_get")
+MEASURES = ("push_monolithic", "push_chunked", "pull_python", "pull_curl", "mount_ms", "manifest_get", "tags_list")
 
 
 def measure(target: Target, work: Path, *, round_index: int, blob_mib: int, pulls: int, mounts: int,
@@ -372,7 +376,12 @@ def measure(target: Target, work: Path, *, round_index: int, blob_mib: int, pull
                  pull_curl_steady=round(min(curl_runs) / statistics.median(curl_runs), 2),
                  pull_python_steady=round(min(python_runs) / statistics.median(python_runs), 2))
     found["mount_ms"] = mount_ms(target, session, count=mounts, tag=f"r{round_index}")
-    found["manifest_get"] = float(manifest_rps(manifest_url, target.headers, seconds)["rps"])  # type: ignore[arg-type]
+    found["manifest_get"] = float(requests_per_second(manifest_url, target.headers, seconds)["rps"])  # type: ignore[arg-type]
+    tags_url = manifest_url.rsplit("/manifests/", 1)[0] + "/tags/list"
+    listed = requests.get(tags_url, headers=target.headers, timeout=10).json()["tags"]
+    assert len(listed) == TAGS + 1, len(listed)
+    found["tags_list"] = float(requests_per_second(tags_url, target.headers, seconds,  # type: ignore[arg-type]
+                                                   accept="application/json")["rps"])
     print(target.label, round_index, json.dumps({k: (round(v, 2) if isinstance(v, float) else v)
                                                  for k, v in found.items()}), flush=True)
     return found
@@ -433,7 +442,7 @@ def main() -> None:
                                                       [round(v, 2) for v in load_after]]},
             "setup": {"blob_mib": args.blob_mib, "chunk_mib": CHUNK_MIB, "rounds": args.rounds,
                       "pulls_per_round": args.pulls, "mounts_per_round": args.mounts,
-                      "manifest_seconds": args.seconds, "connections": 16,
+                      "manifest_seconds": args.seconds, "connections": 16, "tags": TAGS,
                       "ours": "manage.py serve (web: gunicorn 2 workers x 16 threads; worker: django-q2), SQLite, "
                               "bearer JWT",
                       "distribution": "docker-registry 2.8.2, filesystem, no auth"},
@@ -463,7 +472,8 @@ def markdown(report: dict) -> str:
              "push_chunked": f"blob push, {report['setup']['chunk_mib']} MiB PATCH chunks (MiB/s)",
              "pull_python": "blob pull, Python client (MiB/s)", "pull_curl": "blob pull, curl -o /dev/null (MiB/s)",
              "mount_ms": "cross-repository mount (ms, lower is better)",
-             "manifest_get": "manifest GET (req/s, 16 connections)"}
+             "manifest_get": "manifest GET (req/s, 16 connections)",
+             "tags_list": f"tags/list, {report['setup'].get('tags', TAGS) + 1} tags (req/s, 16 connections)"}
     rows = []
     for key, title in names.items():
         ratio_key = "mount_speed" if key == "mount_ms" else key

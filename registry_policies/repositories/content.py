@@ -133,9 +133,10 @@ def forget_blob(*, blob: Blob) -> None:
             Blob.objects.filter(pk=blob.pk).delete()
 
 
-def mount_blob(*, repository: Repository, source: Repository, digest: str) -> bool:
-    """Link `digest` into `repository` if `source` holds it (no bytes copied); False otherwise.
-    The caller has checked that the actor may read `source` and push to `repository`.
+def mount_blob(*, repository_id: int, source_id: int, digest: str) -> bool:
+    """Link `digest` into repository `repository_id` if repository `source_id` holds it (no bytes
+    copied); False otherwise. The caller has checked that the actor may read the source and push to
+    the destination.
 
     One statement (a mount is on the path of every layer a client pushes to a new repository): the
     link is inserted from the source's link, or an existing one refreshed (`created_at = now`, as
@@ -153,7 +154,7 @@ def mount_blob(*, repository: Repository, source: Repository, digest: str) -> bo
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             now = connection.ops.adapt_datetimefield_value(timezone.now())
-            cursor.execute(sql, [repository.pk, now, source.pk, digest])
+            cursor.execute(sql, [repository_id, now, source_id, digest])
             return cursor.fetchone() is not None
     except IntegrityError:  # gc deleted the blob meanwhile
         return False

@@ -75,3 +75,27 @@ def test_head_is_answered_from_the_row_without_the_file(make_user, client):
     assert (head.status_code, head["Content-Length"], head["Docker-Content-Digest"]) == (200, "1000", digest)
     get = client.get(f"/v2/alice/app/blobs/{digest}", HTTP_AUTHORIZATION=auth)
     assert get.status_code == 404 and get.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+
+
+def test_mount_into_a_pull_mirror_is_denied_and_a_bad_source_name_starts_a_session(make_user, client):
+    from registry_policies.mirroring.models import PullMirror
+
+    alice = make_user("alice")
+    source = create_repository(namespace=alice.namespace, name="src", actor=alice)
+    mirrored = create_repository(namespace=alice.namespace, name="mirrored", actor=alice)
+    PullMirror.objects.create(repository=mirrored, url="http://127.0.0.1:9", remote_repository="up/app",
+                              created_by=alice)
+    layer = b"a layer"
+    push_image(source, "v1", actor=alice, layer=layer)
+    digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    denied = client.post(f"/v2/alice/mirrored/blobs/uploads/?mount={digest}&from=alice/src",
+                         HTTP_AUTHORIZATION=_bearer(alice, "alice/src", "alice/mirrored"))
+    assert denied.status_code == 403 and denied.json()["errors"][0]["code"] == "DENIED"
+    assert not RepositoryBlob.objects.filter(repository=mirrored).exists()
+    target = create_repository(namespace=alice.namespace, name="dst", actor=alice)
+    for bad_source in ("alice", "alice/src/extra", "ALICE/src"):
+        response = client.post(f"/v2/alice/dst/blobs/uploads/?mount={digest}&from={bad_source}",
+                               HTTP_AUTHORIZATION=_bearer(alice, "alice/src", "alice/dst"))
+        assert response.status_code == 202, bad_source
+    assert not RepositoryBlob.objects.filter(repository=target).exists()
+    assert BlobUpload.objects.filter(repository=target).count() == 3

@@ -12,30 +12,42 @@ import logging
 import re
 import uuid
 
+from django.db import connection
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 
 from registry_policies.core import metrics
 from registry_policies.distribution import uploads
-from registry_policies.distribution.access import may, require
+from registry_policies.distribution.access import Caller, may, require
 from registry_policies.distribution.errors import RegistryError, registry_endpoint
 from registry_policies.distribution.models import BlobUpload
 from registry_policies.distribution.names import check_digest, parse_name
 from registry_policies.distribution.upload_slots import upload_slot
 from registry_policies.distribution.views.common import (
-    find_push_and_source,
+    find_mount_ends,
     name_unknown,
     repository_exists,
     repository_for_push,
     repository_or_unknown,
 )
 from registry_policies.repositories import content
-from registry_policies.repositories.models import RepositoryBlob
+from registry_policies.repositories.models import Blob, Repository, RepositoryBlob
 from registry_policies.storage import get_blob_store
+from registry_policies.tenancy.models import Namespace
 
 logger = logging.getLogger(__name__)
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?$")
+
+
+# Every layer a client pulls, or checks before pushing (HEAD), starts with this lookup: one indexed
+# query written out (compiling it with the ORM costs more than running it). Table names come from
+# the models; every value is a bound parameter.
+_BLOB_SIZE = (f"SELECT b.size FROM {RepositoryBlob._meta.db_table} l "  # noqa: S608
+              f"JOIN {Blob._meta.db_table} b ON b.id = l.blob_id "
+              f"JOIN {Repository._meta.db_table} r ON r.id = l.repository_id "
+              f"JOIN {Namespace._meta.db_table} n ON n.id = r.namespace_id "
+              "WHERE n.name = %s AND r.name = %s AND b.digest = %s")
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -60,9 +72,10 @@ def _download(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
     namespace, repository = parse_name(name)
     check_digest(digest)
     require(request, name, "pull")
-    size = RepositoryBlob.objects.filter(
-        repository__namespace__name=namespace, repository__name=repository, blob__digest=digest
-    ).values_list("blob__size", flat=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute(_BLOB_SIZE, [namespace, repository, digest])
+        row = cursor.fetchone()
+    size = None if row is None else int(row[0])
     if size is None:
         if not repository_exists(namespace, repository):
             raise name_unknown(name)
@@ -142,20 +155,29 @@ def start_upload(request: HttpRequest, name: str) -> HttpResponse:
     mount, source_name = request.GET.get("mount"), request.GET.get("from")
     if mount and source_name:
         check_digest(mount)
-        found, source = find_push_and_source(name, source_name)
-        repository = repository_for_push(caller, name, found=found)
-        if (source is not None and may(caller, source_name, "pull")
-                and content.mount_blob(repository=repository, source=source, digest=mount)):
+        if _mount(caller, name, source_name, mount):
             return _created(name, mount)
-    else:
-        repository = repository_for_push(caller, name)
-        if "digest" in request.GET:
-            with upload_slot(request=request, user_id=caller.user_id):
-                blob = uploads.monolithic_upload(repository=repository, request=request,
-                                                 digest=request.GET["digest"])
-            return _created(name, blob.digest)
+    repository = repository_for_push(caller, name)
+    if "digest" in request.GET and not (mount and source_name):
+        with upload_slot(request=request, user_id=caller.user_id):
+            blob = uploads.monolithic_upload(repository=repository, request=request, digest=request.GET["digest"])
+        return _created(name, blob.digest)
     upload = uploads.start_upload(repository=repository, actor=caller.user())
     return _upload_response(name, upload, 0, 202)
+
+
+def _mount(caller: Caller, name: str, source_name: str, digest: str) -> bool:
+    """Link `digest` from `source_name` into `name` if the caller may read the source and it holds
+    the blob: two queries for the usual mount into an existing repository (both ends, then the link).
+    A missing destination is created first; a pull-mirrored one is refused (DENIED)."""
+    destination, source = find_mount_ends(name, source_name)
+    if source is None or not may(caller, source_name, "pull"):
+        return False
+    if destination is None or destination.pull_mirrored:
+        destination_id = repository_for_push(caller, name).pk
+    else:
+        destination_id = destination.id
+    return content.mount_blob(repository_id=destination_id, source_id=source.id, digest=digest)
 
 
 def _session(name: str, upload_id: str) -> BlobUpload:

@@ -1,11 +1,11 @@
 """Helpers shared by the /v2/ views: repository lookup, creation on push, pagination, bodies."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from registry_policies.distribution.access import CHALLENGE_ACTIONS, Caller, denied
@@ -27,18 +27,32 @@ def find_repository(name: str) -> Repository | None:
     return Repository.objects.select_related("namespace").filter(namespace__name=namespace, name=repository).first()
 
 
-def find_push_and_source(name: str, source_name: str) -> tuple[Repository | None, Repository | None]:
-    """A mount's destination and source in one query (either None when missing or, for the source,
-    not a valid name); the destination knows whether it is pull-mirrored (`pull_mirrored`), so that
-    `repository_for_push` needs no query of its own."""
-    source_parts = split_name(source_name)
-    wanted = [parse_name(name)] + ([source_parts] if source_parts else [])
-    matches = Q()
-    for namespace, repository in wanted:
-        matches |= Q(namespace__name=namespace, name=repository)
-    found = {row.full_name: row for row in Repository.objects.select_related("namespace").filter(matches).annotate(
-        pull_mirrored=Exists(PullMirror.objects.filter(repository_id=OuterRef("pk"))))}
-    return found.get(name), (found.get(source_name) if source_parts else None)
+class MountEnd(NamedTuple):
+    """A mount's destination or source: its id, and whether it is pull-mirrored."""
+
+    id: int
+    pull_mirrored: bool
+
+
+# A mount is on the path of every layer a client pushes to a new repository: both ends, and the
+# destination's pull-mirror flag, in one query written out (compiling it with the ORM costs more than
+# running it). Table names come from the models; every value is a bound parameter.
+_MOUNT_ENDS = (
+    f"SELECT n.name, r.name, r.id, EXISTS (SELECT 1 FROM {PullMirror._meta.db_table} p "  # noqa: S608
+    f"WHERE p.repository_id = r.id) FROM {Repository._meta.db_table} r "
+    f"JOIN {Namespace._meta.db_table} n ON n.id = r.namespace_id "
+    "WHERE (n.name = %s AND r.name = %s) OR (n.name = %s AND r.name = %s)")
+
+
+def find_mount_ends(name: str, source_name: str) -> tuple[MountEnd | None, MountEnd | None]:
+    """The destination and the source of a mount (None when missing or, for the source, not a valid
+    name), in one query."""
+    destination = parse_name(name)
+    source = split_name(source_name) or destination
+    with connection.cursor() as cursor:
+        cursor.execute(_MOUNT_ENDS, [*destination, *source])
+        found = {(row[0], row[1]): MountEnd(int(row[2]), bool(row[3])) for row in cursor.fetchall()}
+    return found.get(destination), (found.get(source) if split_name(source_name) else None)
 
 
 def repository_or_unknown(name: str) -> Repository:
@@ -56,11 +70,10 @@ def repository_exists(namespace: str, name: str) -> bool:
     return Repository.objects.filter(namespace__name=namespace, name=name).exists()
 
 
-def repository_for_push(caller: Caller, name: str, *, found: Repository | None | Literal[False] = False) -> Repository:
+def repository_for_push(caller: Caller, name: str) -> Repository:
     """The repository to push to, created (private) when missing and the caller may create it in its
-    namespace (their own, or one where `tenancy.access.can_create_repository` allows it). `found`:
-    the result of a lookup the caller already made (None: it does not exist), False for none made."""
-    repository = find_repository(name) if found is False else found
+    namespace (their own, or one where `tenancy.access.can_create_repository` allows it)."""
+    repository = find_repository(name)
     if repository is not None:
         refuse_pull_mirrored(repository)
         return repository
@@ -81,8 +94,7 @@ def repository_for_push(caller: Caller, name: str, *, found: Repository | None |
 
 def refuse_pull_mirrored(repository: Repository) -> None:
     """A pull-mirrored repository is read-only to pushes: only its mirror writes its tags."""
-    known = getattr(repository, "pull_mirrored", None)  # annotated by find_push_and_source
-    if known if known is not None else is_pull_mirrored(repository):
+    if is_pull_mirrored(repository):
         raise RegistryError("DENIED", f"{repository.full_name} is a pull mirror of a remote repository and is "
                                       "read-only: push to the remote instead, or remove the pull mirror",
                             detail={"name": repository.full_name, "reason": "pull_mirror"})
