@@ -294,7 +294,6 @@ def finish_upload(*, upload: BlobUpload, request: HttpRequest, digest: str | Non
         size = _append(claim, request, declared_length(request))
         row = claim.row
         computed = "sha256:" + row.sha256_hex if row.sha256_hex and row.hashed_size == size else None
-        claim.renew()
         try:
             blob = _store(repository=upload.repository, upload_id=key, state=row.staging, digest=digest,
                           computed=computed if size else "sha256:" + new_hasher("sha256").hexdigest(), size=size)

@@ -70,9 +70,11 @@ def _behaves(lib: Any) -> bool:
 
 @functools.cache
 def _lib() -> Any | None:
-    names = [*_LIBRARIES, ctypes.util.find_library("crypto")]
-    for name in dict.fromkeys(n for n in names if n):
-        lib = _load(name)
+    """libcrypto, found once per process: the usual names first (already loaded by hashlib, so
+    cheap), then `find_library`, which may run ldconfig."""
+    for name in (*_LIBRARIES, None):
+        name = name or ctypes.util.find_library("crypto")
+        lib = _load(name) if name else None
         if lib is not None:
             return lib if _behaves(lib) else None
     return None
