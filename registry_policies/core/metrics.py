@@ -1,6 +1,6 @@
 """Prometheus metrics: the few named counters and histograms every room records through.
 
-Rooms call `record_request`, `add_bytes`, `record_task` and `record_outcome`;
+Rooms call `record_request`, `add_bytes`, `record_upload_rehash`, `record_task` and `record_outcome`;
 nothing else imports `prometheus_client`. Metrics are kept in multiprocess mode
 (gunicorn workers and django-q2 processes each write their own files under
 `PROMETHEUS_MULTIPROC_DIR`, a per-node directory); `/metrics` merges them at
@@ -73,6 +73,10 @@ REQUEST_SECONDS = Histogram("registry_http_request_duration_seconds",
                             "not included), by route and method.", ["route", "method"], buckets=LATENCY_BUCKETS)
 BLOB_BYTES = Counter("registry_blob_bytes", "Blob bytes received from clients (upload) and served to them "
                      "(download).", ["direction"])
+UPLOAD_REHASHES = Counter("registry_upload_rehash", "Blob upload sessions whose staged bytes were read back and "
+                          "hashed again at completion (their SHA-256 state could not be continued).")
+UPLOAD_REHASH_BYTES = Counter("registry_upload_rehash_bytes", "Staged bytes read back and hashed again at the "
+                              "completion of blob upload sessions.")
 TASKS = Counter("registry_tasks", "django-q2 tasks run, by task function and outcome (success, failure).",
                 ["task", "outcome"])
 TASK_SECONDS = Histogram("registry_task_duration_seconds", "Run time of django-q2 tasks, by task function.",
@@ -98,6 +102,12 @@ def add_bytes(*, direction: str, count: int) -> None:
     """Blob bytes moved: direction is "upload" (received) or "download" (served)."""
     if count > 0:
         BLOB_BYTES.labels(direction=direction).inc(count)
+
+
+def record_upload_rehash(*, size: int) -> None:
+    """An upload's `size` staged bytes are being read back from the store to be hashed again."""
+    UPLOAD_REHASHES.inc()
+    UPLOAD_REHASH_BYTES.inc(max(size, 0))
 
 
 def record_task(*, name: str, seconds: float, ok: bool) -> None:

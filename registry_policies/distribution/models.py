@@ -13,8 +13,11 @@ class BlobUpload(models.Model):
     blob store's record of where they are (the S3 part list…). One request at a time appends: it
     claims the row (`writer`, a lease until `lease_until`, renewed while the body streams) and
     publishes the new offset with a compare-and-swap on its claim. `sha256_hex` is the SHA-256 of
-    the first `hashed_size` bytes, so a session completed by another node need not hash again when
-    it received no further bytes; otherwise the staged bytes are hashed from the store."""
+    the first `hashed_size` bytes and `sha256_state` the hasher's exported state there
+    (`storage.resumable_sha256`; empty where that is unavailable), written in the same
+    compare-and-swap as the offset: any process continues the hash from it, so a session completed
+    anywhere needs no second pass over its bytes. When `hashed_size` is behind the offset the staged
+    bytes are hashed from the store at completion."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="blob_uploads")
@@ -29,6 +32,7 @@ class BlobUpload(models.Model):
     writer = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     sha256_hex = models.CharField(max_length=64, blank=True)
+    sha256_state = models.BinaryField(default=b"", blank=True)
 
     class Meta:
         ordering = ["-created_at"]

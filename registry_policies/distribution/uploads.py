@@ -16,21 +16,25 @@ renews it while the body streams, and publishes the new offset only while it sti
 A writer killed mid-request leaves the claim to expire (`UPLOAD_LEASE_SECONDS`); the bytes it wrote
 past the recorded offset are ignored and overwritten.
 
-Hashing: the hasher of a session lives in the process that received its last chunk (a cache keyed by
-session and offset; hashlib state cannot move between processes). The row keeps the hex digest of
-the first `hashed_size` bytes, so the usual PATCH-then-PUT needs no re-read whichever node gets the
-PUT. When chunks of one session arrive on different nodes (or after a restart) the staged bytes are
-hashed again from the store at completion: correct everywhere, at the cost of one read of the blob.
-A wrong digest or size stores nothing.
+Hashing: the SHA-256 state of a session travels with its row. Each append continues the hasher
+restored from the row's exported state (`storage/resumable_sha256.py`: libcrypto's `SHA256_CTX`,
+146 bytes) and publishes the new state, with its hex digest, in the same compare-and-swap as the
+new offset. So whichever process or node receives each PATCH and the PUT, the bytes are hashed
+once, as they arrive, and completion reads nothing back. There is no per-process hasher cache:
+the claim reads the row anyway and restoring the state costs microseconds, so a cache would only
+be a second truth that can go stale. The staged bytes are hashed again from the store at completion
+(`stage_digest`, counted by `registry_upload_rehash_total`) only when the chain is broken: no
+usable libcrypto API here (hashlib then hashes the first append, so PATCH-then-PUT with an empty
+PUT is still spared), a refused state (another format, damaged), a session from before the state
+was kept, or a digest algorithm other than SHA-256. A wrong digest or size stores nothing.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -48,11 +52,10 @@ from registry_policies.repositories import content
 from registry_policies.repositories.models import Blob, Repository
 from registry_policies.storage import get_blob_store
 from registry_policies.storage.base import CHUNK_SIZE, InvalidDigest, StagingLost, new_hasher, parse_digest
+from registry_policies.storage.resumable_sha256 import ResumableSha256, StateRefused, available
 
-_HASHERS_MAX = 256
+logger = logging.getLogger(__name__)
 DRAIN_LIMIT = 64 * 1024 * 1024
-_hashers: OrderedDict[str, tuple[int, Any]] = OrderedDict()
-_hashers_lock = threading.Lock()
 
 
 def request_chunks(request: HttpRequest) -> Iterator[bytes]:
@@ -92,22 +95,19 @@ def declared_length(request: HttpRequest) -> int | None:
         raise RegistryError("SIZE_INVALID", "Content-Length is not a number", detail={"Content-Length": value})
 
 
-def _remember(upload_id: str, size: int, hasher: Any) -> None:
-    with _hashers_lock:
-        _hashers[upload_id] = (size, hasher)
-        _hashers.move_to_end(upload_id)
-        while len(_hashers) > _HASHERS_MAX:
-            _hashers.popitem(last=False)
-
-
-def _recall(upload_id: str, size: int) -> Any:
-    """This process's hasher of the first `size` bytes of the session (bytes before the offset never
-    change, so a hasher at the same size is valid), a new one at 0, else None."""
-    with _hashers_lock:
-        entry = _hashers.pop(upload_id, None)
-    if entry is not None and entry[0] == size:
-        return entry[1]
-    return new_hasher("sha256") if size == 0 else None
+def _recall(row: BlobUpload) -> Any:
+    """A SHA-256 hasher of the first `row.size` bytes of the session: a new one at 0, else the one
+    exported to the row at that offset (bytes before the offset never change). None when the row
+    has no state there that this process can continue; completion then hashes from the store."""
+    if row.size == 0:
+        return ResumableSha256() if available() else new_hasher("sha256")
+    if row.hashed_size != row.size or not row.sha256_state:
+        return None
+    try:
+        return ResumableSha256.restore(row.sha256_state, size=row.size)
+    except StateRefused as error:
+        logger.warning("upload %s: hash state not continued (%s); its bytes will be hashed again", row.pk, error)
+        return None
 
 
 def _unknown(upload_id: str) -> RegistryError:
@@ -183,7 +183,7 @@ def _append(claim: _Claim, request: HttpRequest, expected: int | None) -> int:
     """Stage the body after the session's offset and publish the new offset (the previous one stays
     on any error or a size mismatch). Returns the new offset."""
     row, key = claim.row, str(claim.pk)
-    hasher = _recall(key, row.size)
+    hasher = _recall(row)
     try:
         state, written = get_blob_store().stage_append(key, row.staging, offset=row.size,
                                                        chunks=_body(request, hasher=hasher, claim=claim))
@@ -195,12 +195,11 @@ def _append(claim: _Claim, request: HttpRequest, expected: int | None) -> int:
     end = row.size + written
     fields: dict[str, Any] = {"size": end, "staging": state}
     if hasher is not None and written:
-        fields.update(hashed_size=end, sha256_hex=hasher.copy().hexdigest())
+        fields.update(hashed_size=end, sha256_hex=hasher.hexdigest(),
+                      sha256_state=hasher.export() if isinstance(hasher, ResumableSha256) else b"")
     claim.publish(**fields)
-    row.size, row.staging = end, state
-    if hasher is not None and written:
-        row.hashed_size, row.sha256_hex = end, fields["sha256_hex"]
-        _remember(key, end, hasher)
+    for name, value in fields.items():
+        setattr(row, name, value)
     return end
 
 
@@ -264,6 +263,7 @@ def _store(*, repository: Repository, upload_id: str, state: dict[str, Any], dig
     store = get_blob_store()
     algorithm, _ = parse_digest(digest)
     if computed is None or not computed.startswith(f"{algorithm}:"):
+        metrics.record_upload_rehash(size=size)
         try:
             computed, state = store.stage_digest(upload_id, state, size=size, algorithm=algorithm)
         except StagingLost:
@@ -293,13 +293,7 @@ def finish_upload(*, upload: BlobUpload, request: HttpRequest, digest: str | Non
     try:
         size = _append(claim, request, declared_length(request))
         row = claim.row
-        computed = None
-        entry = _recall(key, size) if size else None
-        if entry is not None:
-            computed = "sha256:" + entry.hexdigest()
-        elif row.sha256_hex and row.hashed_size == size:
-            computed = "sha256:" + row.sha256_hex
-        claim.renew()
+        computed = "sha256:" + row.sha256_hex if row.sha256_hex and row.hashed_size == size else None
         try:
             blob = _store(repository=upload.repository, upload_id=key, state=row.staging, digest=digest,
                           computed=computed if size else "sha256:" + new_hasher("sha256").hexdigest(), size=size)
@@ -314,8 +308,6 @@ def finish_upload(*, upload: BlobUpload, request: HttpRequest, digest: str | Non
 
 
 def cancel_upload(*, upload: BlobUpload) -> None:
-    with _hashers_lock:
-        _hashers.pop(str(upload.pk), None)
     state = BlobUpload.objects.filter(pk=upload.pk).values_list("staging", flat=True).first()
     get_blob_store().stage_discard(str(upload.pk), state if state is not None else upload.staging)
     BlobUpload.objects.filter(pk=upload.pk).delete()

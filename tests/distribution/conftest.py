@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.distribution.images import Blob, Image, sha256
+from tests.prometheus_text import value
 from tests.servers import RunningServer
 
 
@@ -123,3 +124,11 @@ def registry_client() -> type[Registry]:
 
 def error_codes(response: requests.Response) -> list[str]:
     return [error["code"] for error in response.json()["errors"]]
+
+
+def rehashes(server: RunningServer) -> tuple[float, float]:
+    """(upload sessions whose staged bytes were read back and hashed again at completion, bytes read
+    for it) from the server's /metrics, which also counts the nodes sharing its data dir."""
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    assert "registry_upload_rehash_total" in text and "registry_upload_rehash_bytes_total" in text, text[:2000]
+    return value(text, "registry_upload_rehash_total"), value(text, "registry_upload_rehash_bytes_total")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.distribution.conftest import Registry, error_codes, new_account
+from tests.distribution.conftest import Registry, error_codes, new_account, rehashes
 from tests.distribution.images import make_image, sha256, write_layout
 from tests.servers import RunningServer, WebNode, free_port
 from tests.tools import require_tool
@@ -158,6 +158,7 @@ def test_s3_upload_parts_staged_in_the_bucket_complete_on_another_node(s3_cluste
     location = a.request("POST", f"/v2/{name}/blobs/uploads/", token=token).headers["Location"]
     upload_id = location.rsplit("/", 1)[1]
     offset = 0
+    before = rehashes(server)
     for index, chunk in enumerate(chunks[:4]):
         registry = (a, b)[index % 2]
         patched = registry.request("PATCH", location, token=token, data=chunk,
@@ -180,6 +181,7 @@ def test_s3_upload_parts_staged_in_the_bucket_complete_on_another_node(s3_cluste
     digest = sha256(data)
     assert f"root/blobs/sha256/{digest[7:9]}/{digest[7:]}" in keys
     assert not [key for key in keys if "/_uploads/" in key] and parts == []
+    assert rehashes(server) == before  # the hash state moved with the session: no read of the object
 
     bad = a.request("POST", f"/v2/{name}/blobs/uploads/", token=token).headers["Location"]
     assert b.request("PATCH", bad, token=token, data=chunks[0]).status_code == 202

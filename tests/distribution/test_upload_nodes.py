@@ -1,11 +1,17 @@
 """Upload sessions that survive a change of node: two gunicorn nodes sharing one database and data
 dir, driven with raw HTTP. Chunks go to alternating nodes, a node is killed mid-PATCH and the
 upload resumes from the offset another node reports, concurrent writers to one session cannot
-corrupt it, and 100 concurrent pushes of one blob store it once."""
+corrupt it, and 100 concurrent pushes of one blob store it once. The SHA-256 state travels with the
+session, so chunks received by different processes are hashed once, as they arrive: the staged
+bytes are read back at completion (`registry_upload_rehash_total` in /metrics) only when the state
+could not be continued."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.distribution.conftest import Account, Registry, error_codes, new_account
+from tests.distribution.conftest import Account, Registry, error_codes, new_account, rehashes
 from tests.distribution.images import sha256
 from tests.servers import RunningServer, WebNode
 
@@ -229,3 +235,98 @@ def test_hundred_concurrent_pushes_of_one_blob_store_it_once(cluster):
     for registry in registries:
         fetched = registry.request("GET", f"/v2/{name}/blobs/{digest}", token=token)
         assert fetched.status_code == 200 and fetched.content == data
+
+
+def send(url: str, method: str, path: str, token: str, **kwargs: object) -> requests.Response:
+    """One request on a connection of its own (as clients that reconnect per chunk do), so that no
+    keep-alive ties the chunks of a session to one process."""
+    headers = {"Authorization": f"Bearer {token}", "Connection": "close", **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+    return requests.request(method, url + path, headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def write_upload_state(server: RunningServer, location: str, state: bytes) -> None:
+    """Overwrite a session's exported hash state in the database, as a node that cannot share it
+    would have left it (another byte order: foreign format; a release before the state was kept: empty)."""
+    upload_id = uuid.UUID(location.rsplit("/", 1)[1])
+    url = server.env["DATABASE_URL"]
+    statement = "UPDATE distribution_blobupload SET sha256_state = {0} WHERE id = {0}"
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db, db:
+            updated = db.execute(statement.format("?"), (state, upload_id.hex)).rowcount
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as pg:
+            updated = pg.execute(statement.format("%s"), (state, upload_id)).rowcount
+    assert updated == 1
+
+
+def test_chunks_on_different_processes_are_hashed_once_as_they_arrive(cluster):
+    """PATCHes alternate between node A (2 gunicorn workers) and node B, each on a new connection,
+    with lengths around SHA-256's 64-byte blocks, bodies hashed inline (one buffer) and by the helper
+    thread (several), one sent chunked; the PUT with the last bytes completes without reading the
+    staged blob back, and a wrong digest is still refused from the carried state."""
+    server, node = cluster
+    account = new_account(server, "once")
+    name = f"{account.username}/once"
+    token = on(server.url, server, account).token(f"repository:{name}:pull,push")
+    urls = (server.url, node.url)
+    sizes = [1, 63, 64, 65, 5 * MiB + 3, 2 * MiB, 9 * MiB + 1]  # the last one is the PUT's body
+    data = os.urandom(sum(sizes))
+    before = rehashes(server)
+
+    location = send(server.url, "POST", f"/v2/{name}/blobs/uploads/", token).headers["Location"]
+    offset = 0
+    for index, size in enumerate(sizes[:-1]):
+        chunk = data[offset:offset + size]
+        body: object = iter([chunk[:size // 2], chunk[size // 2:]]) if index == 5 else chunk  # chunked encoding
+        patched = send(urls[index % 2], "PATCH", location, token, data=body,
+                       headers={"Content-Range": f"{offset}-{offset + size - 1}"})
+        offset += size
+        assert patched.status_code == 202 and patched.headers["Range"] == f"0-{offset - 1}", patched.text
+    done = send(node.url, "PUT", location, token, params={"digest": sha256(data)}, data=data[offset:])
+    assert done.status_code == 201, done.text
+    assert done.headers["Docker-Content-Digest"] == sha256(data)
+    fetched = send(server.url, "GET", f"/v2/{name}/blobs/{sha256(data)}", token)
+    assert fetched.status_code == 200 and fetched.content == data
+    assert rehashes(server) == before
+
+    other = os.urandom(3 * MiB)
+    location = send(node.url, "POST", f"/v2/{name}/blobs/uploads/", token).headers["Location"]
+    assert send(server.url, "PATCH", location, token, data=other[:MiB + 1]).status_code == 202
+    assert send(node.url, "PATCH", location, token, data=other[MiB + 1:]).status_code == 202
+    wrong = send(server.url, "PUT", location, token, params={"digest": sha256(other + b"x")})
+    assert wrong.status_code == 400 and error_codes(wrong) == ["DIGEST_INVALID"]
+    assert wrong.json()["errors"][0]["detail"]["computed"] == sha256(other)
+    assert sha256(other)[7:] not in stored_files(server) and sha256(other + b"x")[7:] not in stored_files(server)
+    assert send(node.url, "GET", location, token).status_code == 404
+    assert rehashes(server) == before
+
+
+def test_a_state_that_cannot_be_continued_falls_back_to_hashing_the_staged_bytes(cluster):
+    """A session whose exported state is foreign (a node of another byte order) or missing (from
+    a release before it was kept): its later chunks are not hashed, completion reads the staged
+    bytes back (counted), and the digest check is as strict as ever."""
+    server, node = cluster
+    account = new_account(server, "fb")
+    name = f"{account.username}/fallback"
+    token = on(server.url, server, account).token(f"repository:{name}:pull,push")
+    data = os.urandom(6 * MiB + 7)
+    foreign = b"openssl-sha256-ctx/" + (b"be" if sys.byteorder == "little" else b"le") + b"/112\0" + bytes(120)
+    sessions = {"foreign": (foreign, sha256(data)), "missing": (b"", sha256(data + b"x"))}
+    for kind, (state, digest) in sessions.items():
+        before = rehashes(server)
+        location = send(server.url, "POST", f"/v2/{name}/blobs/uploads/", token).headers["Location"]
+        assert send(node.url, "PATCH", location, token, data=data[:2 * MiB]).status_code == 202
+        write_upload_state(server, location, state)
+        assert send(server.url, "PATCH", location, token, data=data[2 * MiB:5 * MiB]).status_code == 202
+        finished = send(node.url, "PUT", location, token, params={"digest": digest}, data=data[5 * MiB:])
+        assert rehashes(server) == (before[0] + 1, before[1] + len(data)), kind
+        if digest == sha256(data):
+            assert finished.status_code == 201, finished.text
+            fetched = send(server.url, "GET", f"/v2/{name}/blobs/{digest}", token)
+            assert fetched.status_code == 200 and fetched.content == data
+        else:
+            assert finished.status_code == 400 and error_codes(finished) == ["DIGEST_INVALID"], kind
+            assert digest[7:] not in stored_files(server)
+            assert send(node.url, "GET", location, token).status_code == 404
