@@ -369,24 +369,33 @@ def test_a_chunked_push_alternating_between_nodes_pulls_back_intact_from_the_oth
 
 def test_a_mirror_run_survives_the_sigkill_of_its_worker_cluster(cluster, parts, tmp_path):
     user, remote_repository = setup_pipeline(cluster, parts["remote"], "survivor")
+    remote = parts["remote"].process
     standby = cluster.workers.pop()  # one cluster takes the run; the other joins after the kill
     standby.stop()
     image = make_image(layers=4, layer_size=24 * 1024 * 1024, compression="zstd")
-    push_with_skopeo(cluster.webs[0], user, "survivor/dev", "big", image, tmp_path)
+    # The remote is frozen (SIGSTOP) until the kill: the run is claimed, then waits on its first
+    # request to the remote, so the kill always lands while the run is in progress however fast
+    # the data path is (its read timeout is minutes).
+    remote.send_signal(signal.SIGSTOP)
+    try:
+        push_with_skopeo(cluster.webs[0], user, "survivor/dev", "big", image, tmp_path)
 
-    def running() -> bool:
-        runs = mirror_runs(cluster.webs[0], "survivor/dev", user)
-        return bool(runs) and runs[0]["status"] == "running"
+        def running() -> bool:
+            runs = mirror_runs(cluster.webs[0], "survivor/dev", user)
+            return bool(runs) and runs[0]["status"] == "running"
 
-    assert wait_for(running, timeout=120, interval=0.1), mirror_runs(cluster.webs[0], "survivor/dev", user)
-    victim = cluster.workers.pop()
-    groups = victim.child_groups()
-    victim.process.send_signal(signal.SIGKILL)
-    victim.process.wait()
-    assert wait_for(lambda: all(not processes_in_group(g) for g in groups), timeout=15)  # no orphans
-    (run,) = mirror_runs(cluster.webs[0], "survivor/dev", user)
-    assert run["status"] == "running"  # the killed worker held it
-    cluster.workers.append(cluster.start_worker(name="worker-after-kill"))
+        assert wait_for(running, timeout=120, interval=0.1), mirror_runs(cluster.webs[0], "survivor/dev", user)
+        victim = cluster.workers.pop()
+        groups = victim.child_groups()
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        assert wait_for(lambda: all(not processes_in_group(g) for g in groups), timeout=15)  # no orphans
+        (run,) = mirror_runs(cluster.webs[0], "survivor/dev", user)
+        assert run["status"] == "running"  # the killed worker held it
+    finally:
+        remote.send_signal(signal.SIGCONT)
+        if not cluster.workers:  # whatever happened above, the next tests get a worker cluster
+            cluster.workers.append(cluster.start_worker(name="worker-after-kill"))
     seen_retry = wait_for(lambda: mirror_runs(cluster.webs[1], "survivor/dev", user)[0]["detail"]
                           == "retrying after worker loss", timeout=120, interval=0.2)
     run = finished_run(cluster.webs[1], "survivor/dev", user, timeout=300)
