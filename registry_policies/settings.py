@@ -3,6 +3,7 @@
 Every knob is documented in README.md. Embedded defaults: SQLite and blobs
 under REGISTRY_DATA_DIR (./data), so `make run` works on a fresh machine.
 """
+import sys
 from pathlib import Path
 
 import environ
@@ -130,9 +131,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # mmap: pages are read from the kernel's page cache, shared by every process and
+            # thread, instead of being copied into each connection's private cache (each gunicorn
+            # thread has a connection of its own: that copying was most of the memory growth under
+            # load; issue 15).
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456;",
         }
     )
+    # DRF imports django.contrib.postgres, and with it psycopg, libpq and Kerberos (about 9 MiB in
+    # every process tree), whenever psycopg is installed; on SQLite nothing needs them, and DRF
+    # takes an ImportError here as "no PostgreSQL fields".
+    sys.modules.setdefault("django.contrib.postgres.fields", None)  # type: ignore[arg-type]
 # Persistent connections: opening one per request costs more than a whole manifest GET.
 DATABASES["default"].setdefault("CONN_MAX_AGE", 600)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

@@ -32,18 +32,14 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def when_ready(server: Any) -> None:
-    """With `preload_app`, before the workers fork: import the URLconf (every view) in the master too,
-    and move everything imported so far out of the garbage collector's reach (`gc.freeze`), so that
-    collections in the workers do not write to, and so copy, the pages they share with the master."""
+    """With `preload_app`, before the workers fork: import and build in the master what the first
+    requests would otherwise import in each worker, then freeze the garbage collector's view of it
+    (core/preload.py), so that the workers share those pages copy-on-write."""
     if not server.cfg.preload_app:
         return
-    import gc
+    from registry_policies.core import preload
 
-    from django.urls import get_resolver
-
-    get_resolver().url_patterns  # noqa: B018 - imports the views
-    gc.collect()
-    gc.freeze()
+    preload.warm_web()
 
 
 def child_exit(server: Any, worker: Any) -> None:

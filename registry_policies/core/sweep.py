@@ -8,7 +8,7 @@ whose worker died (heartbeat stale: marked "retrying after worker loss") or that
 for a while, and returns how many it queued. Running a sweep twice, or on every node at once, is
 harmless: the sweepers move rows with compare-and-swap and claims ignore duplicate deliveries.
 
-It runs every `SWEEP_INTERVAL_SECONDS` in every `serve --worker` supervisor, every minute as a
+It runs every `SWEEP_INTERVAL_SECONDS` in every worker role (`worker_cluster`), every minute as a
 django-q2 schedule (for clusters started by hand), and on demand: `manage.py sweep`.
 """
 from __future__ import annotations

@@ -6,10 +6,11 @@ import os
 import secrets
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.cluster import MANAGE, Node, command_lines, processes_in_group, wait_for
+from tests.cluster import MANAGE, Node, children_of, command_lines, processes_in_group, wait_for
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -31,11 +32,12 @@ def node_env(tmp_path):  # type: ignore[no-untyped-def]
     return env
 
 
-def _cluster_group(node: Node) -> int:
+def _cluster_group(node: Node, *, processes: int = 3) -> int:
     assert wait_for(lambda: len(node.child_groups()) == 1, timeout=30), node.log()
     (group,) = node.child_groups()
-    # qcluster forks its sentinel, pusher, monitor and workers into the child's process group
-    assert wait_for(lambda: len(processes_in_group(group)) >= 4, timeout=60), node.log()
+    # the worker role: one process (sentinel, pusher, monitor and sweep as threads) and its two
+    # forked workers (Q_WORKERS=2), in the child's process group
+    assert wait_for(lambda: len(processes_in_group(group)) >= processes, timeout=60), node.log()
     return group
 
 
@@ -72,7 +74,7 @@ def test_sigterm_stops_every_process_of_both_roles_within_ten_seconds(node_env, 
     try:
         assert wait_for(lambda: len(node.child_groups()) == 2, timeout=30), node.log()
         groups = node.child_groups()
-        assert wait_for(lambda: sum(len(processes_in_group(g)) for g in groups) >= 6, timeout=60), node.log()
+        assert wait_for(lambda: sum(len(processes_in_group(g)) for g in groups) >= 5, timeout=60), node.log()
         node.process.send_signal(signal.SIGTERM)
         node.process.wait(timeout=10)
         assert node.process.returncode == 0, node.log()
@@ -87,3 +89,39 @@ def test_web_and_worker_flags_exclude_each_other(node_env):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "exclude each other" in result.stderr
+
+
+def _shell(env: dict[str, str], code: str) -> str:
+    result = subprocess.run([*MANAGE, "shell", "-v", "0", "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+
+
+def _succeeded(env: dict[str, str], name: str) -> bool:
+    count = _shell(env, f"from django_q.models import Success; print(Success.objects.filter(name={name!r}).count())")
+    return count == "1"
+
+
+def test_the_worker_role_is_one_process_with_forked_workers_that_replaces_a_killed_worker(node_env, tmp_path):
+    """Sentinel, pusher, monitor and sweep are threads of the `worker_cluster` process; only the
+    workers are processes. A worker killed mid-task is replaced (forked through the fork gate while
+    the pusher and monitor threads run) and the replacement runs the next task."""
+    env = {**node_env, "Q_WORKERS": "1"}
+    node = Node.start(role="worker", env=env, log_dir=tmp_path, name="worker")
+    try:
+        group = _cluster_group(node, processes=2)
+        assert len(processes_in_group(group)) == 2, processes_in_group(group)
+        (worker,) = children_of(group)  # the group's leader is the worker_cluster process itself
+        _shell(env, "from django_q.tasks import async_task; async_task('time.sleep', 120, task_name='sleeper')")
+        assert wait_for(lambda: b"processing" in Path(f"/proc/{worker}/cmdline").read_bytes()
+                        or "sleeper" in node.log(), timeout=60), node.log()
+        os.kill(worker, signal.SIGKILL)
+        assert wait_for(lambda: children_of(group) and children_of(group) != [worker], timeout=30), node.log()
+        _shell(env, "from django_q.tasks import async_task; async_task('registry_policies.core.sweep.sweep', "
+                    "task_name='after-the-kill')")
+        assert wait_for(lambda: _succeeded(env, "after-the-kill"), timeout=60, interval=1), node.log()
+        assert "reincarnated worker" in node.log()
+        assert len(processes_in_group(group)) == 2
+    finally:
+        node.stop()

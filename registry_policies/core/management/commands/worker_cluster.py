@@ -1,19 +1,21 @@
-"""Run the django-q2 cluster tied to a supervisor: it ends when `--supervisor-pid` dies.
+"""Run the worker role tied to a supervisor: django-q2's workers and the sweep of lost tasks.
 
-`manage.py serve` starts this in its own process group; the watchdog thread stops the whole group
-(qcluster's sentinel, pusher, monitor and workers) when the supervisor is gone, even after SIGKILL.
+`manage.py serve` starts this in its own process group. The sentinel, pusher and monitor of
+django-q2 run as threads of this process, only the workers are forked (core/worker_role.py), and
+the sweep of lost tasks runs beside them every `SWEEP_INTERVAL_SECONDS` (core/sweep.py). The
+watchdog thread stops the whole group when the supervisor is gone, even after SIGKILL.
 """
 from typing import Any
 
-from django.core.management import call_command
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from registry_policies.core.supervision import start_watchdog
 
 
 class Command(BaseCommand):
-    help = "Run qcluster; stop its whole process group when the supervisor process dies."
-    # The system checks import every URLconf and view (tens of MiB in each forked qcluster process);
+    help = "Run the django-q2 workers and the sweep of lost tasks; stop when the supervisor process dies."
+    # The system checks import every URLconf and view (tens of MiB in each forked worker);
     # `migrate`/`check` run them, the long-running roles need not.
     requires_system_checks: list[str] = []
 
@@ -21,9 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--supervisor-pid", type=int, required=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import gc
+        from registry_policies.core import preload, worker_role
 
         start_watchdog(parent_pid=options["supervisor_pid"])
-        gc.collect()
-        gc.freeze()  # qcluster forks its sentinel, pusher, monitor and workers: keep shared pages shared
-        call_command("qcluster")
+        settings.SECRET_KEY  # noqa: B018 - as qcluster: no cluster without the signing key
+        preload.warm_worker()  # the workers fork from this process: share what they use
+        worker_role.run()
