@@ -4,7 +4,13 @@ Upload sessions are staged as `<root>/_uploads/upload-<id>`, on the same
 filesystem as the blobs (with several nodes: the shared data dir every node
 mounts), so any node can append to a session and putting a verified upload in
 place is a hard link (or rename): atomic, and an existing blob is never
-rewritten. Appends are fsynced before the database records the new offset.
+rewritten. A session's bytes are fsynced once, when the upload completes (as
+CNCF distribution does), not at every PATCH. The offset in the database may
+then run ahead of the disk after a machine crash: on filesystems that order
+data before size (ext4 `data=ordered`, XFS, NFS close-to-open) the staged file
+is shorter than the offset, and the next append finds it so and reports the
+session lost (the client starts again) rather than filling the gap with zeros
+under a digest computed from the bytes it was sent.
 Reads hand out the open file itself so that gunicorn can `sendfile` it.
 """
 from __future__ import annotations
@@ -118,6 +124,8 @@ class FilesystemBlobStore:
     def stage_append(self, upload_id: str, state: StagingState, *, offset: int,
                      chunks: Iterable[bytes | memoryview]) -> tuple[StagingState, int]:
         with self._open_staged(upload_id) as handle:
+            if os.fstat(handle.fileno()).st_size < offset:  # bytes the database counted are gone (crash)
+                raise StagingLost(upload_id)
             handle.truncate(offset)  # whatever a failed or killed writer left beyond the offset
             handle.seek(offset)
             written = 0
@@ -126,7 +134,6 @@ class FilesystemBlobStore:
                     handle.write(chunk)
                     written += len(chunk)
                 handle.flush()
-                os.fsync(handle.fileno())
             except BaseException:
                 with contextlib.suppress(OSError):
                     handle.truncate(offset)

@@ -330,3 +330,25 @@ def test_a_state_that_cannot_be_continued_falls_back_to_hashing_the_staged_bytes
             assert finished.status_code == 400 and error_codes(finished) == ["DIGEST_INVALID"], kind
             assert digest[7:] not in stored_files(server)
             assert send(node.url, "GET", location, token).status_code == 404
+
+
+def test_a_session_whose_staged_bytes_fell_short_of_its_offset_is_lost_not_filled_with_zeros(cluster):
+    """Chunks are fsynced once, at completion. After a machine crash the staged file can be shorter
+    than the offset the database recorded: the next chunk finds it so and the session is reported
+    unknown (the client starts again); no blob is stored from a file with a gap."""
+    server, node = cluster
+    account = new_account(server, "crash")
+    name = f"{account.username}/gap"
+    token = on(server.url, server, account).token(f"repository:{name}:pull,push")
+    data = os.urandom(3 * MiB)
+    location = send(server.url, "POST", f"/v2/{name}/blobs/uploads/", token).headers["Location"]
+    assert send(node.url, "PATCH", location, token, data=data[:2 * MiB]).status_code == 202
+    staged = server.data_dir / "blobs" / "_uploads" / f"upload-{location.rsplit('/', 1)[1]}"
+    os.truncate(staged, MiB)  # what a crash before writeback leaves of the last chunk
+    lost = send(server.url, "PATCH", location, token, data=data[2 * MiB:],
+                headers={"Content-Range": f"{2 * MiB}-{3 * MiB - 1}"})
+    assert lost.status_code == 404 and error_codes(lost) == ["BLOB_UPLOAD_UNKNOWN"], lost.text
+    assert os.path.getsize(staged) == MiB  # nothing appended after the gap
+    finished = send(node.url, "PUT", location, token, params={"digest": sha256(data)})
+    assert finished.status_code in (400, 404), finished.text
+    assert sha256(data)[7:] not in stored_files(server)
