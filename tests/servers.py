@@ -109,7 +109,7 @@ class RunningServer:
                                 timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def create_user(self, username: str, password: str | None = None) -> tuple[str, str]:
-        password = password or f"pw-{username}-{secrets.token_hex(4)}"
+        password = password or f"Pw!{secrets.token_urlsafe(12)}"  # unrelated to the name: the similarity validator
         response = self.api("POST", "users/", json={"username": username, "password": password,
                                                     "email": f"{username}@example.test"})
         assert response.status_code == 201, response.text

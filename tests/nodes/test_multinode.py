@@ -213,7 +213,7 @@ def api(node: Node, method: str, path: str, *, auth: tuple[str, str] = ADMIN, **
 
 
 def new_user(node: Node, name: str) -> tuple[str, str]:
-    password = f"pw-{name}-{secrets.token_hex(4)}"
+    password = f"Pw!{secrets.token_urlsafe(12)}"  # unrelated to the name: the similarity validator
     created = api(node, "POST", "users/", json={"username": name, "password": password,
                                                  "email": f"{name}@example.test"})
     assert created.status_code == 201, created.text
