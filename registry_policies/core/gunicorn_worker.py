@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -38,12 +39,17 @@ from functools import partial
 from typing import Any
 
 from gunicorn import util
+from gunicorn.http import wsgi
 from gunicorn.http.errors import NoMoreData
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
 # Headers longer than this are handed to gunicorn's parser, which enforces its own limits.
 MAX_HEADER_BUFFER = 64 * 1024
+# A pool thread that has answered waits this long for the next request on the same connection.
+NEXT_REQUEST_WAIT_SECONDS = 0.002
+# Bodies up to this size are sent in the same write as the headers.
+ONE_WRITE_BYTES = 64 * 1024
 # Step of the drain after an early answer (gunicorn's own drain reads 1 KiB at a time).
 DRAIN_STEP = 256 * 1024
 # How long a pool thread drains a body after an early answer; a slower client is left to the linger.
@@ -129,6 +135,20 @@ class Conn(gthread.TConn):
             unreader.buf.write(self.header_bytes)
             self.header_bytes = b""
         unreader.deadline = time.monotonic() + self.header_timeout
+
+    def next_request_ready(self) -> bool:
+        """Whether the complete headers of the next request are in the socket within a moment (then
+        this pool thread serves it); otherwise the connection goes back to the main loop."""
+        unreader = getattr(self.parser, "unreader", None)
+        if not isinstance(unreader, TimedUnreader) or unreader.buf.getvalue():
+            return False  # read-ahead bytes: gunicorn's own path requeues the connection
+        try:
+            if not select.select([self.sock], [], [], NEXT_REQUEST_WAIT_SECONDS)[0]:
+                return False
+            peeked = self.sock.recv(MAX_HEADER_BUFFER, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (OSError, ValueError):
+            return False
+        return b"\r\n\r\n" in peeked or b"\n\n" in peeked
 
     def timed_out(self) -> bool:
         unreader = getattr(self.parser, "unreader", None)
@@ -306,6 +326,17 @@ class SlowClientSafeWorker(gthread.ThreadWorker):
 
     # --- in the pool thread
     def handle(self, conn: Any) -> Any:
+        """Serve the request, then the next ones of a kept-alive connection as long as each arrives
+        complete (headers) within `NEXT_REQUEST_WAIT_SECONDS`: a client that sends request after
+        request costs no trip through the main loop (poller, wake-up pipe, queue) between them.
+        Not while other connections wait for a thread: then each goes back in turn."""
+        result = self._handle_one(conn)
+        while (result is True and self.alive and isinstance(conn, Conn) and self.in_flight <= self.cfg.threads
+               and conn.next_request_ready()):
+            result = self._handle_one(conn)
+        return result
+
+    def _handle_one(self, conn: Any) -> Any:
         if isinstance(conn, Conn) and conn.initialized:
             conn.arm_headers()
         return super().handle(conn)
@@ -324,9 +355,41 @@ class SlowClientSafeWorker(gthread.ThreadWorker):
         return conn.drain_body()
 
 
+class _Recorder:
+    """Stands in for the socket while gunicorn renders the status line and headers."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+class OneWriteResponse(wsgi.Response):
+    """A small body goes out in the same send as the headers: one syscall and one TCP segment
+    instead of two (gunicorn sends the headers, then each body item)."""
+
+    def write(self, arg: bytes) -> None:
+        if (self.headers_sent or self.chunked or self._omits_body or not isinstance(arg, bytes) or not arg
+                or len(arg) > ONE_WRITE_BYTES
+                or (self.response_length is not None and len(arg) > self.response_length)):
+            super().write(arg)
+            return
+        sock: Any = self.sock  # type: ignore[has-type]  # (gunicorn is untyped)
+        recorder = _Recorder()
+        self.sock = recorder
+        try:
+            self.send_headers()
+        finally:
+            self.sock = sock
+        self.sent += len(arg)
+        sock.sendall(recorder.data + arg)
+
+
 def _close_when_body_too_big(app: Any) -> Any:
     """Wrap the WSGI app: when it answers with more than the drain limit of its body unread, the
-    response says `Connection: close` (the worker then half-closes and lingers instead of draining)."""
+    response says `Connection: close` (the worker then half-closes and lingers instead of draining).
+    Small answers are sent with their headers in one write (`OneWriteResponse`)."""
     _, _, limit = _limits()
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
@@ -334,6 +397,8 @@ def _close_when_body_too_big(app: Any) -> Any:
             body = environ.get("wsgi.input")
             remaining = getattr(getattr(body, "reader", None), "length", None)
             response: Any = getattr(start_response, "__self__", None)
+            if type(response) is wsgi.Response:
+                response.__class__ = OneWriteResponse
             if isinstance(remaining, int) and remaining > limit and hasattr(response, "force_close"):
                 response.force_close()
             return start_response(status, headers, exc_info)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import select
 import socket
 import threading
 import time
@@ -145,6 +146,75 @@ def test_clients_sending_headers_slowly_neither_block_others_nor_stay_connected(
         trickler.join()
     assert all(closed_by_server(sock) for sock in slow), "a connection with endless headers stayed open"
     for sock in slow:
+        sock.close()
+
+
+def test_one_kept_alive_connection_serves_requests_back_to_back_pipelined_and_after_a_pause(server, pushed):
+    """A pool thread keeps a connection whose next request arrives at once; pipelined requests,
+    a HEAD (no body after the headers) and a next request whose headers come late all still get
+    exactly their own answer, in order, on the same connection."""
+    _, name, token, digest = pushed
+    auth = f"Authorization: Bearer {token}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\n"
+    get = f"GET /v2/{name}/manifests/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode()
+    head = f"HEAD /v2/{name}/manifests/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode()
+    with connect(server) as sock:
+        bodies = set()
+        for _ in range(30):  # back to back
+            sock.sendall(get)
+            status, headers, body = read_response(sock)
+            assert status == 200 and headers["docker-content-digest"] == digest
+            assert len(body) == int(headers["content-length"]) > 0
+            bodies.add(body)
+        assert len(bodies) == 1
+        sock.sendall(head)  # no body follows the headers: the next answer must start right after them
+        status, headers, _ = head_response(sock)
+        assert status == 200 and int(headers["content-length"]) == len(next(iter(bodies)))
+        sock.sendall(get + b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + get)  # pipelined
+        assert [read_response(sock)[0] for _ in range(3)] == [200, 401, 200]
+        sock.sendall(get[:20])  # the next request's headers come after a pause
+        time.sleep(0.5)
+        sock.sendall(get[20:])
+        status, _, body = read_response(sock)
+        assert status == 200 and body in bodies
+
+
+def waiting_bytes(sock: socket.socket) -> bool:
+    """Whether the server has sent something (or closed) on `sock`, without waiting."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def head_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """The status and headers of an answer to HEAD (its Content-Length announces no body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1)
+        assert chunk, "connection closed before the answer to HEAD"
+        data += chunk
+    lines = data.decode("latin-1").split("\r\n")
+    headers = {key.strip().lower(): value.strip() for key, value in (line.split(":", 1) for line in lines[1:] if line)}
+    return int(lines[0].split()[1]), headers, b""
+
+
+def test_kept_alive_connections_whose_next_headers_stall_do_not_hold_threads(server, pushed):
+    """40 connections (more than a worker's threads) each get an answer, then start a next request
+    and stall in its headers: other clients are still served at once, and each stalled connection
+    gets 408 and is closed."""
+    _, name, token, digest = pushed
+    stalled = [connect(server) for _ in range(40)]
+    for sock in stalled:
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    for sock in stalled:
+        assert read_response(sock)[0] == 401
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: 12")
+    for _ in range(5):
+        response = manifest_get(server, name, token)
+        assert response.status_code == 200 and response.headers["Docker-Content-Digest"] == digest
+    # Served before the stalled headers timed out (a thread held by one would have made these wait
+    # for the 408s): no stalled connection has its answer yet.
+    assert not any(waiting_bytes(sock) for sock in stalled)
+    for sock in stalled:
+        assert read_response(sock, timeout=HEADER_TIMEOUT + 10)[0] == 408
+        assert closed_by_server(sock)
         sock.close()
 
 
