@@ -154,6 +154,11 @@ class ThreadedSentinel(Sentinel):
     def spawn_monitor(self) -> RoleThread:  # type: ignore[override]
         return self._spawn_thread(gated_monitor, self.result_queue, self.broker)
 
+    def reincarnate(self, process: Any) -> None:
+        if process is not self.monitor and process is not self.pusher:
+            free_reader_lock(self.task_queue, dead=process, others=[p for p in self.pool if p is not process])
+        super().reincarnate(process)
+
     def spawn_worker(self) -> None:
         previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # inherited by the child
         try:
@@ -161,6 +166,37 @@ class ThreadedSentinel(Sentinel):
                 super().spawn_worker()
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+def free_reader_lock(task_queue: Any, *, dead: Any, others: list[Any]) -> None:
+    """Release the task queue's reader lock if the dead worker may have taken it with it.
+
+    An idle worker waits in `task_queue.get()` holding the queue's reader lock (a semaphore shared by
+    the workers); killed there (the OOM killer, an operator), it never releases it and every worker
+    forked afterwards waits for it forever. Workers mark themselves idle (`timer` -1) before they
+    call `get`, so when no other live worker is idle, nobody but the dead one can hold the lock:
+    then it is released. With another worker idle the lock is left alone (that worker may hold it
+    rightfully, and it keeps the tasks flowing)."""
+    lock = getattr(task_queue, "_rlock", None)
+    if lock is None:
+        return
+
+    def others_idle() -> bool:
+        return any(worker.is_alive() and worker.timer.value == -1 for worker in others)
+
+    if others_idle():
+        return
+    if lock.acquire(False):  # free: nothing to do
+        lock.release()
+        return
+    if others_idle():  # one became idle meanwhile and may hold it now
+        return
+    try:
+        lock.release()
+    except ValueError:  # released meanwhile by a worker that got its task
+        return
+    logger.warning("released the task queue's reader lock held by worker %s, which died while waiting for a task",
+                   getattr(dead, "pid", "?"))
 
 
 def sweep_forever(stop: threading.Event) -> None:

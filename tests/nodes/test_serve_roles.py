@@ -122,6 +122,29 @@ def test_the_worker_role_is_one_process_with_forked_workers_that_replaces_a_kill
                     "task_name='after-the-kill')")
         assert wait_for(lambda: _succeeded(env, "after-the-kill"), timeout=60, interval=1), node.log()
         assert "reincarnated worker" in node.log()
+        assert "reader lock" not in node.log()  # a worker killed mid-task held no lock of the queue
         assert len(processes_in_group(group)) == 2
+    finally:
+        node.stop()
+
+
+def test_a_worker_killed_while_idle_is_replaced_by_one_that_still_receives_tasks(node_env, tmp_path):
+    """An idle worker waits in the task queue's `get` holding the queue's reader lock; killed there
+    (the OOM killer, an operator), it never releases it. The sentinel frees the lock when no other
+    worker can hold it, so the replacement (the only worker by default) gets the next task."""
+    env = {**node_env, "Q_WORKERS": "1"}
+    node = Node.start(role="worker", env=env, log_dir=tmp_path, name="worker")
+    try:
+        group = _cluster_group(node, processes=2)
+        (worker,) = children_of(group)
+        _shell(env, "from django_q.tasks import async_task; async_task('registry_policies.core.sweep.sweep', "
+                    "task_name='before-the-kill')")
+        assert wait_for(lambda: _succeeded(env, "before-the-kill"), timeout=60, interval=1), node.log()
+        os.kill(worker, signal.SIGKILL)  # idle again, in task_queue.get()
+        assert wait_for(lambda: children_of(group) and children_of(group) != [worker], timeout=30), node.log()
+        _shell(env, "from django_q.tasks import async_task; async_task('registry_policies.core.sweep.sweep', "
+                    "task_name='after-the-kill')")
+        assert wait_for(lambda: _succeeded(env, "after-the-kill"), timeout=60, interval=1), node.log()
+        assert f"released the task queue's reader lock held by worker {worker}" in node.log()
     finally:
         node.stop()
