@@ -31,6 +31,10 @@ accesslog = None if os.environ.get("ACCESS_LOG", "on").lower() in ("0", "off", "
 # PRELOAD_APP=false imports the application in every worker instead.
 preload_app = os.environ.get("PRELOAD_APP", "true").lower() not in ("0", "false", "no")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket (an asyncio thread in the master, at one fixed path per user) is not
+# used: `serve`'s supervisor manages the processes, and two nodes on one machine would take each
+# other's socket.
+control_socket_disable = True
 
 
 def when_ready(server: Any) -> None:
