@@ -5,7 +5,9 @@ from elsewhere on a shared machine hits both alike). Per round and server:
 
 - blob push, monolithic (POST, then PUT ?digest= with the whole body) and in 16 MiB PATCH chunks
   (Content-Range), bodies sent by the kernel (sendfile) so the client costs no CPU;
-- blob pull, 5 repeats, with a Python client and with `curl -o /dev/null`;
+- blob pull, 5 repeats, with a Python client (requests), with `curl -o /dev/null` (its own transfer
+  time) and with a bare socket reading into an 8 MiB buffer (the fastest client: when it gets no
+  more than curl from either server, the pull is bound by the kernel, not by client or server);
 - cross-repository mount latency (POST ?mount=&from=, median of 20);
 - manifest GET and tags/list (101 tags) requests per second (16 connections, wrk when installed).
 
@@ -143,15 +145,39 @@ def pull_blob(target: Target, digest: str, session: requests.Session) -> tuple[f
 
 
 def pull_curl(target: Target, digest: str) -> tuple[float, int]:
-    command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{http_code}"]
+    """curl's own transfer time (`time_total`: connect, request, body), not the start of the curl
+    process, which is a constant of the client (tens of ms) that would flatten the ratio."""
+    command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{http_code} %{time_total}"]
     for key, value in target.headers.items():
         command += ["-H", f"{key}: {value}"]
-    started = time.perf_counter()
     output = subprocess.run([*command, f"{target.url}/v2/{target.name}/blobs/{digest}"], capture_output=True,
                             text=True, check=True).stdout.split()
-    seconds = time.perf_counter() - started
     assert output[1] == "200", output
-    return seconds, int(output[0])
+    return float(output[2]), int(output[0])
+
+
+def pull_raw(target: Target, digest: str) -> tuple[float, int]:
+    """The fastest client Python can be: one GET on a plain socket, `recv_into` an 8 MiB buffer,
+    nothing parsed but the header block. When it gets no more than curl from either server, the
+    pull is bound by the kernel's loopback copy, not by a client or a server."""
+    parts = urlsplit(target.url)
+    headers = "".join(f"{key}: {value}\r\n" for key, value in target.headers.items())
+    buffer = memoryview(bytearray(8 * MIB))
+    received, head = 0, b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=600) as sock:
+        started = time.perf_counter()
+        sock.sendall(f"GET /v2/{target.name}/blobs/{digest} HTTP/1.1\r\nHost: {parts.hostname}\r\n{headers}"
+                     "Connection: close\r\n\r\n".encode())
+        while count := sock.recv_into(buffer):
+            if b"\r\n\r\n" not in head:
+                head += bytes(buffer[:count])
+                if b"\r\n\r\n" in head:
+                    status, _, rest = head.partition(b"\r\n\r\n")
+                    assert status.split()[1] == b"200", status[:200]
+                    received += len(rest)
+                continue
+            received += count
+        return time.perf_counter() - started, received
 
 
 def mount_ms(target: Target, session: requests.Session, *, count: int, tag: str) -> float:
@@ -348,7 +374,8 @@ def spread(values: list[float]) -> dict[str, float]:
             "max": round(max(values), 2)}
 
 
-MEASURES = ("push_monolithic", "push_chunked", "pull_python", "pull_curl", "mount_ms", "manifest_get", "tags_list")
+MEASURES = ("push_monolithic", "push_chunked", "pull_python", "pull_curl", "pull_raw", "mount_ms", "manifest_get",
+            "tags_list")
 
 
 def measure(target: Target, work: Path, *, round_index: int, blob_mib: int, pulls: int, mounts: int,
@@ -363,15 +390,18 @@ def measure(target: Target, work: Path, *, round_index: int, blob_mib: int, pull
     found["push_chunked"] = blob_mib / push_blob(target, chunked, chunked_digest, session, chunk_mib=CHUNK_MIB)
     path.unlink()
     chunked.unlink()
-    python_runs, curl_runs = [], []
+    python_runs: list[float] = []
+    curl_runs: list[float] = []
+    raw_runs: list[float] = []
     for _ in range(pulls):
-        took, received = pull_blob(target, digest, session)
-        assert received == blob_mib * MIB
-        python_runs.append(blob_mib / took)
-        took, received = pull_curl(target, digest)
-        assert received == blob_mib * MIB
-        curl_runs.append(blob_mib / took)
+        for client, runs in ((lambda: pull_blob(target, digest, session), python_runs),
+                             (lambda: pull_curl(target, digest), curl_runs),
+                             (lambda: pull_raw(target, digest), raw_runs)):
+            took, received = client()
+            assert received == blob_mib * MIB, received
+            runs.append(blob_mib / took)
     found.update(pull_python=statistics.median(python_runs), pull_curl=statistics.median(curl_runs),
+                 pull_raw=statistics.median(raw_runs),
                  pull_python_runs=[round(v, 1) for v in python_runs], pull_curl_runs=[round(v, 1) for v in curl_runs],
                  pull_curl_steady=round(min(curl_runs) / statistics.median(curl_runs), 2),
                  pull_python_steady=round(min(python_runs) / statistics.median(python_runs), 2))
@@ -472,6 +502,7 @@ def markdown(report: dict) -> str:
     names = {"push_monolithic": "blob push, monolithic PUT (MiB/s)",
              "push_chunked": f"blob push, {report['setup']['chunk_mib']} MiB PATCH chunks (MiB/s)",
              "pull_python": "blob pull, Python client (MiB/s)", "pull_curl": "blob pull, curl -o /dev/null (MiB/s)",
+             "pull_raw": "blob pull, raw socket, recv_into 8 MiB (MiB/s)",
              "mount_ms": "cross-repository mount (ms, lower is better)",
              "manifest_get": "manifest GET (req/s, 16 connections)",
              "tags_list": f"tags/list, {report['setup'].get('tags', TAGS) + 1} tags (req/s, 16 connections)"}
