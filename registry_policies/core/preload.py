@@ -1,8 +1,10 @@
 """Import before the fork what every child would otherwise import or build for itself.
 
-The gunicorn master (`preload_app`) and the worker role's cluster process load the application
-once, then fork: pages that exist at the fork are shared copy-on-write, anything a child builds
-afterwards is private to that child, once per child (issue 15: idle memory). The first requests of
+`manage.py serve` calls both before it forks its roles, so that one copy serves the whole node; the
+gunicorn master (`preload_app`) and the worker role's cluster process call them again before they
+fork their own workers (a no-op when run under `serve`). Pages that exist at a fork are shared
+copy-on-write, anything a child builds afterwards is private to that child, once per child
+(issue 15: idle memory). The first requests of
 a fresh gunicorn worker import the URLconf's views, the openssl bindings of `cryptography` (token
 signing), the authentication backends, the SQL compiler and the storage backend; the first task of
 a django-q2 worker imports the task modules. `warm_web()` and `warm_worker()` do that in the parent.

@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import django_q.monitor
+import django_q.pusher
 from django.db import connections
 from django_q.cluster import Sentinel
 from django_q.monitor import monitor
@@ -34,6 +36,11 @@ from django_q.pusher import pusher
 from registry_policies.core import sweep
 
 logger = logging.getLogger(__name__)
+
+# The pusher and the monitor are threads of this process here: the process titles they would set
+# ("qcluster ... pusher") would misname it. The forked workers still title themselves.
+django_q.pusher.setproctitle = None
+django_q.monitor.setproctitle = None
 
 
 class ForkGate:

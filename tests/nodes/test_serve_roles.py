@@ -47,7 +47,9 @@ def test_worker_role_runs_only_the_cluster_and_dies_with_its_supervisor_even_by_
         group = _cluster_group(node)
         commands = command_lines(processes_in_group(group))
         assert not any(b"gunicorn" in command for command in commands)  # no web role here
-        assert any(b"worker_cluster" in command for command in commands)
+        # the role forked from `serve` and django-q2's workers forked from it, named by their titles
+        assert command_lines([group])[0].startswith(b"registry_policies: worker")
+        assert sum(command.startswith(b"qcluster ") for command in commands) == 2
         node.process.send_signal(signal.SIGKILL)
         node.process.wait()
         assert wait_for(lambda: not processes_in_group(group), timeout=15), processes_in_group(group)
@@ -61,7 +63,7 @@ def test_web_role_serves_without_a_cluster(node_env, tmp_path):
         (group,) = node.child_groups()
         commands = command_lines(processes_in_group(group))
         assert all(b"gunicorn" in command for command in commands)
-        assert not any(b"qcluster" in command or b"worker_cluster" in command for command in commands)
+        assert not any(b"qcluster" in command or b"registry_policies: worker" in command for command in commands)
         node.process.send_signal(signal.SIGKILL)
         node.process.wait()
         assert wait_for(lambda: not processes_in_group(group), timeout=15), processes_in_group(group)
@@ -80,6 +82,23 @@ def test_sigterm_stops_every_process_of_both_roles_within_ten_seconds(node_env, 
         assert node.process.returncode == 0, node.log()
         assert all(not processes_in_group(group) for group in groups)
         assert "Stopped." in node.log()
+    finally:
+        node.stop()
+
+
+def test_a_role_that_dies_stops_the_other_and_the_node_exits_1_for_its_service_manager(node_env, tmp_path):
+    node = Node.start(role="all", env=node_env, log_dir=tmp_path, name="all")
+    try:
+        assert wait_for(lambda: len(node.child_groups()) == 2, timeout=30), node.log()
+        groups = node.child_groups()
+        titles = {group: command_lines([group])[0] for group in groups}
+        (web,) = [group for group, title in titles.items() if title.startswith(b"gunicorn: master")]
+        (worker,) = [group for group, title in titles.items() if title.startswith(b"registry_policies: worker")]
+        os.kill(web, signal.SIGKILL)
+        node.process.wait(timeout=15)
+        assert node.process.returncode == 1, node.log()
+        assert "A role ended on its own: web (exit status -9)" in node.log()
+        assert wait_for(lambda: not processes_in_group(worker) and not processes_in_group(web), timeout=10)
     finally:
         node.stop()
 

@@ -1,6 +1,6 @@
 """Run the worker role tied to a supervisor: django-q2's workers and the sweep of lost tasks.
 
-`manage.py serve` starts this in its own process group. The sentinel, pusher and monitor of
+`manage.py serve` runs this in a process it forks, in a process group of its own. The sentinel, pusher and monitor of
 django-q2 run as threads of this process, only the workers are forked (core/worker_role.py), and
 the sweep of lost tasks runs beside them every `SWEEP_INTERVAL_SECONDS` (core/sweep.py). The
 watchdog thread stops the whole group when the supervisor is gone, even after SIGKILL.
