@@ -1,12 +1,13 @@
-"""Blob request bodies read into a few large reused buffers, hashed by a helper thread meanwhile.
+"""Blob request bodies read into a few large reused buffers by a reader thread, hashed by another.
 
 The bulk path of a push: with gunicorn and a `Content-Length` body, the socket is read with
 `recv_into` straight into one of `BUFFERS` buffers of `BUFFER_SIZE` bytes (gunicorn's own
 `wsgi.input` would copy every MiB three times through BytesIO objects); other bodies (chunked
 transfer encoding, Django's test client, runserver) are read through `wsgi.input` into the same
-buffers. While the caller writes a buffer to the blob store, a helper thread hashes it and the
-request thread reads the next one: `recv_into`, `hashlib.update` on more than 2 KiB and file
-writes all release the GIL, so the three overlap on two cores. A buffer is refilled only once it is
+buffers. While the caller writes a buffer to the blob store, a helper thread hashes it and a
+reader thread receives the next one: `recv_into`, `hashlib.update` on more than 2 KiB and file
+writes all release the GIL, so the three overlap (on this VM the write into fresh page-cache pages
+is the slowest stage; before, receiving waited for it). A buffer is refilled only once it is
 hashed and the caller has asked for the next one (so it is written, or copied by the S3 backend).
 
 Memory per request: at most `BUFFERS * BUFFER_SIZE` (12 MiB), whatever the blob size; a body
@@ -109,7 +110,7 @@ def hashed_chunks(fill: Fill, *, hasher: Any | None, length: int | None = None,
     """The body as views of reused buffers (each valid until the next one is asked for), hashed into
     `hasher`; the hash is complete when the iterator is exhausted. A body that fits one buffer
     (`length`, when declared) gets one buffer of its size and is hashed inline; larger ones are
-    hashed by a helper thread while the next buffer is read."""
+    hashed and the next ones read by helper threads while the caller writes (`_pipelined`)."""
     small = length is not None and length <= BUFFER_SIZE
     size = max(min(length, BUFFER_SIZE), 1) if small and length is not None else BUFFER_SIZE
     if small or hasher is None:
@@ -121,37 +122,72 @@ def hashed_chunks(fill: Fill, *, hasher: Any | None, length: int | None = None,
                 on_chunk(n)
             yield buffer[:n]
         return
+    yield from _pipelined(fill, hasher, on_chunk)
+
+
+def _pipelined(fill: Fill, hasher: Any, on_chunk: Callable[[int], None] | None) -> Iterator[memoryview]:
+    """Three stages over `BUFFERS` reused buffers: a reader thread fills them from the client, a
+    hasher thread hashes them in order, and the caller (this generator's consumer, in the request
+    thread, which keeps its database connection) writes them. A buffer is refilled once it is both
+    hashed and given back by the caller asking for the next one."""
     buffers = [memoryview(bytearray(BUFFER_SIZE)) for _ in range(BUFFERS)]
-    free: queue.SimpleQueue[int] = queue.SimpleQueue()
+    free: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     for index in range(len(buffers)):
         free.put(index)
-    jobs: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+    filled: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+    to_hash: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+    holders = [0] * len(buffers)  # how many of (hasher, caller) still use each buffer
+    holders_lock = threading.Lock()
     failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def give_back(index: int) -> None:
+        with holders_lock:
+            holders[index] -= 1
+            if holders[index]:
+                return
+        free.put(index)
+
+    def read_buffers() -> None:
+        try:
+            while (index := free.get()) is not None and not stop.is_set():
+                n = fill(buffers[index])
+                if not n:
+                    break
+                holders[index] = 2
+                to_hash.put((index, n))
+                filled.put((index, n))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the request thread
+            failure.append(error)
+        finally:
+            filled.put(None)
 
     def hash_buffers() -> None:
-        while (job := jobs.get()) is not None:
+        while (job := to_hash.get()) is not None:
             index, n = job
             try:
                 if not failure:
                     hasher.update(buffers[index][:n])
             except BaseException as error:  # noqa: BLE001 - re-raised in the request thread
                 failure.append(error)
-            free.put(index)
+            give_back(index)
 
-    thread = threading.Thread(target=hash_buffers, name="body-hasher", daemon=True)
-    thread.start()
+    reader = threading.Thread(target=read_buffers, name="body-reader", daemon=True)
+    hashing = threading.Thread(target=hash_buffers, name="body-hasher", daemon=True)
+    hashing.start()
+    reader.start()
     try:
-        while True:
-            index = free.get()
-            n = fill(buffers[index])
-            if not n:
-                break
-            jobs.put((index, n))
+        while (job := filled.get()) is not None:
+            index, n = job
             if on_chunk is not None:
                 on_chunk(n)
             yield buffers[index][:n]
+            give_back(index)
     finally:
-        jobs.put(None)
-        thread.join()
+        stop.set()
+        free.put(None)  # wakes the reader if it waits for a buffer
+        reader.join()
+        to_hash.put(None)
+        hashing.join()
     if failure:
         raise failure[0]
