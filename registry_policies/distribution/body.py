@@ -10,7 +10,7 @@ writes all release the GIL, so the three overlap (on this VM the write into fres
 is the slowest stage; before, receiving waited for it). A buffer is refilled only once it is
 hashed and the caller has asked for the next one (so it is written, or copied by the S3 backend).
 
-Memory per request: at most `BUFFERS * BUFFER_SIZE` (12 MiB), whatever the blob size; a body
+Memory per request: at most `BUFFERS * BUFFER_SIZE` (4 MiB), whatever the blob size; a body
 that fits one buffer gets one buffer of its own size and no thread.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
-BUFFER_SIZE = 4 * 1024 * 1024
-BUFFERS = 3
+BUFFER_SIZE = 1 * 1024 * 1024
+BUFFERS = 4
 
 Fill = Callable[[memoryview], int]
 
