@@ -126,6 +126,7 @@ class _Claim:
         self.token = secrets.token_hex(16)
         self.lease = int(settings.UPLOAD_LEASE_SECONDS)
         self.renewed = time.monotonic()
+        self.released = False
         now = timezone.now()
         claimed = BlobUpload.objects.filter(Q(writer="") | Q(lease_until__lt=now), pk=self.pk).update(
             writer=self.token, lease_until=now + timedelta(seconds=self.lease), updated_at=now)
@@ -154,9 +155,12 @@ class _Claim:
                 writer="", lease_until=None, updated_at=timezone.now(), **fields):
             raise RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over by another request",
                                 detail={"uuid": str(self.pk)})
+        self.released = True  # publishing released it: no second UPDATE
 
     def release(self) -> None:
-        BlobUpload.objects.filter(pk=self.pk, writer=self.token).update(writer="", lease_until=None)
+        if not self.released:
+            BlobUpload.objects.filter(pk=self.pk, writer=self.token).update(writer="", lease_until=None)
+            self.released = True
 
 
 def _body(request: HttpRequest, *, hasher: Any, claim: _Claim | None) -> Iterator[memoryview]:
