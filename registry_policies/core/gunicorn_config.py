@@ -30,6 +30,10 @@ accesslog = None if os.environ.get("ACCESS_LOG", "on").lower() in ("0", "off", "
 # write per-worker files, and `child_exit` below still forgets a dead worker's gauges.
 # PRELOAD_APP=false imports the application in every worker instead.
 preload_app = os.environ.get("PRELOAD_APP", "true").lower() not in ("0", "false", "no")
+# Request lines and headers are parsed by gunicorn's C parser (the gunicorn-h1c package,
+# picohttpparser): about a twentieth of a small request's CPU less than its Python parser. "fast"
+# rather than "auto": without the package every request fails, instead of silently running slower.
+http_parser = "fast"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket (an asyncio thread in the master, at one fixed path per user) is not
 # used: `serve`'s supervisor manages the processes, and two nodes on one machine would take each
