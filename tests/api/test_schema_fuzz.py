@@ -59,6 +59,12 @@ def test_every_documented_path_and_method_and_options_answers_without_5xx(regist
     assert options.status_code == 200 and "PUT" in options.headers["Allow"]
 
 
+def _errors(output: str) -> str:
+    """schemathesis's ERRORS section (what a "Runtime Error" was), which the tail may not hold."""
+    start = output.find("ERRORS")
+    return "" if start < 0 else output[start:start + 6000] + "\n...\n"
+
+
 def test_schemathesis_finds_no_server_error_in_any_operation(registry_server, tmp_path):
     server = registry_server
     st = _schemathesis()
@@ -66,13 +72,18 @@ def test_schemathesis_finds_no_server_error_in_any_operation(registry_server, tm
         created = server.api("POST", "tokens/", json={"name": name})
         assert created.status_code == 201, created.text
     token = created.json()["token"]
+    # One worker: with two threads, hypothesis's source inspection (`ast.parse`) runs in both at once
+    # and CPython 3.11's AST builder, whose recursion counter the threads share, fails now and then
+    # with "AST constructor recursion depth mismatch" (cpython#106905), a Runtime Error of the run.
     result = subprocess.run(
         [st, "run", f"{server.url}/api/schema/", "--url", server.url, "--checks", "not_a_server_error",
-         "--max-examples", str(MAX_EXAMPLES), "--workers", "2", "--no-color",
+         "--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--no-color",
          "-H", f"Authorization: Bearer {token}"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    (tmp_path / "schemathesis.txt").write_text(result.stdout + result.stderr)
     summary = result.stdout[-6000:]
-    assert result.returncode == 0, f"{summary}\n{result.stderr[-2000:]}\nserver log:\n{server.log()}"
+    assert result.returncode == 0, (f"{_errors(result.stdout)}{summary}\n{result.stderr[-2000:]}\n"
+                                    f"server log:\n{server.log()}")
     selected = re.search(r"Selected:\s+(\d+)/(\d+)", summary)
     tested = re.search(r"Tested:\s+(\d+)", summary)
     assert selected and tested, summary
