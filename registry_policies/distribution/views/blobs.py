@@ -94,7 +94,7 @@ def _download(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
         redirect = HttpResponseRedirect(url, status=307)
         redirect["Docker-Content-Digest"] = digest
         return redirect
-    wanted = _byte_range(request.headers.get("Range", ""), size) if size else None
+    wanted = _byte_range(request.META.get("HTTP_RANGE", ""), size) if size else None
     start, length = (wanted[0], wanted[1] - wanted[0] + 1) if wanted else (0, size)
     try:
         handle = store.open(digest, start=start, length=length if wanted else None)
@@ -194,7 +194,7 @@ def _session(name: str, upload_id: str) -> BlobUpload:
 
 
 def _content_range(request: HttpRequest) -> tuple[int, int] | None:
-    header = request.headers.get("Content-Range", "").strip()
+    header = request.META.get("HTTP_CONTENT_RANGE", "").strip()
     if not header:
         return None
     match = CONTENT_RANGE_RE.match(header)

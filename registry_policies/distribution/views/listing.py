@@ -126,7 +126,7 @@ def tags_list(request: HttpRequest, name: str) -> HttpResponse:
     if more and tags:
         link = next_link(f"/v2/{name}/tags/list", len(tags), tags[-1])
     etag = '"' + hashlib.sha256(body + link.encode()).hexdigest()[:32] + '"'
-    if etag in _etags(request.headers.get("If-None-Match", "")):
+    if etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
         response = HttpResponse(status=304)
     else:
         response = HttpResponse(body, content_type="application/json")

@@ -76,7 +76,7 @@ def _get(request: HttpRequest, name: str, reference: str) -> HttpResponse:
             raise name_unknown(name)
         raise RegistryError("MANIFEST_UNKNOWN", f"manifest unknown: {reference}", detail={"reference": reference})
     found_digest, media_type, size = row[0], row[1], row[2]
-    if tag is not None and not accepts(request.headers.get("Accept", ""), media_type):
+    if tag is not None and not accepts(request.META.get("HTTP_ACCEPT", ""), media_type):
         raise RegistryError("MANIFEST_UNKNOWN", f"the manifest is {media_type}, which the Accept header excludes",
                             detail={"reference": reference, "mediaType": media_type})
     if not head:
