@@ -13,7 +13,8 @@ from elsewhere on a shared machine hits both alike). Per round and server:
 
 Ratios ours/distribution are taken per round; the report gives min/median/max over the rounds.
 Memory: PSS (from /proc/<pid>/smaps_rollup) of the whole process tree of our `manage.py serve`
-idle before the load and after it, and the RSS growth of the web workers while a large blob goes in
+fresh (started), idle (after the setup, once every web worker has answered requests) and after the
+load, and the RSS growth of the web workers while a large blob goes in
 and out (memory flat in blob size). Writes bench/results/registry.json and registry.md.
 
     .venv/bin/python bench/registry_bench.py [--blob-mib 128] [--big-mib 1024] [--rounds 3]
@@ -294,6 +295,31 @@ def worker_pids(root_pid: int) -> list[int]:
     return [pid for master in masters for pid in children.get(master, [])]
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def warm_every_web_worker(root_pid: int, target: Target, manifest_url: str) -> int:
+    """A few requests on new connections until every gunicorn worker has answered some (its CPU
+    time moved): the kernel hands each connection to one worker, and a single client session leaves
+    the other worker untouched. A worker's first requests copy pages it shares with the master (it
+    touches their objects' reference counts), once; measured as "idle" without this, that one-time
+    copy would count as growth under load. Returns the connections it took."""
+    workers = [pid for pid in worker_pids(root_pid)
+               if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"gunicorn: worker")]
+    started = {pid: cpu_seconds(pid) for pid in workers}
+    tags_url = manifest_url.rsplit("/manifests/", 1)[0] + "/tags/list"
+    for attempt in range(1, 200):
+        with requests.Session() as session:
+            for url in (f"{target.url}/v2/", manifest_url, tags_url):
+                session.get(url, headers=target.headers, timeout=10).raise_for_status()
+        time.sleep(0.05)
+        if all(cpu_seconds(pid) > started[pid] for pid in workers):
+            return attempt
+    raise RuntimeError("a gunicorn worker answered none of 200 connections")
+
+
 def rss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -432,6 +458,8 @@ def main() -> None:
     load_before = os.getloadavg()
     # Access logs off on both sides (distribution's config below disables its own).
     server = RunningServer.start(work / "ours", with_worker=True, extra_env={"ACCESS_LOG": "off"})
+    time.sleep(3)
+    memory_fresh = pss_mib(server.processes[0].pid)  # started, nothing answered yet
     distribution, distribution_url = start_distribution(work / "distribution")
     try:
         mount_repos = [f"mount-r{r}" for r in range(args.rounds)]
@@ -439,6 +467,7 @@ def main() -> None:
         theirs = Target("distribution", distribution_url, {}, "bench/bench")
         with requests.Session() as session:
             urls = {target.label: push_manifest(target, session) for target in (ours, theirs)}
+            warm_connections = warm_every_web_worker(server.processes[0].pid, ours, urls[ours.label])
             time.sleep(5)
             memory_idle = pss_mib(server.processes[0].pid)
             rounds: list[dict[str, dict[str, object]]] = []
@@ -480,9 +509,12 @@ def main() -> None:
             "rounds": rounds, "values": values, "ratios": ratios, "targets": TARGETS,
             "meets_targets": {key: ratios[key]["min"] >= TARGETS[key] for key in TARGETS},
             "pull_curl_min_over_median": steady,
-            "memory_pss": {"idle": memory_idle, "after_load": memory_loaded,
+            "memory_pss": {"fresh": memory_fresh, "idle": memory_idle, "after_load": memory_loaded,
+                           "warm_up_connections": warm_connections,
                            "growth_mib": round(float(memory_loaded["total_mib"])  # type: ignore[arg-type]
-                                               - float(memory_idle["total_mib"]), 1)},  # type: ignore[arg-type]
+                                               - float(memory_idle["total_mib"]), 1),  # type: ignore[arg-type]
+                           "growth_from_fresh_mib": round(float(memory_loaded["total_mib"])  # type: ignore[arg-type]
+                                                          - float(memory_fresh["total_mib"]), 1)},  # type: ignore[arg-type]
             "rss_big_blob": {"blob_mib": args.big_mib, "push": rss_push, "pull": rss_pull},
         }
         (RESULTS / "registry.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -532,8 +564,11 @@ def markdown(report: dict) -> str:
         "Pull steadiness (curl, min / median of the 5 repeats, per round): "
         + ", ".join(f"{label}: {values}" for label, values in report["pull_curl_min_over_median"].items()), "",
         f"Memory (PSS of the whole `manage.py serve` tree: gunicorn master and workers, django-q2 cluster): "
-        f"idle {memory['idle']['total_mib']} MiB, after the load {memory['after_load']['total_mib']} MiB "
-        f"(growth {memory['growth_mib']} MiB). Per process, idle:", "",
+        f"fresh (started, nothing answered) {memory['fresh']['total_mib']} MiB; idle (after the setup and "
+        f"{memory['warm_up_connections']} short connections, so that every web worker has answered requests) "
+        f"{memory['idle']['total_mib']} MiB; after the load {memory['after_load']['total_mib']} MiB "
+        f"(growth {memory['growth_mib']} MiB from idle, {memory['growth_from_fresh_mib']} MiB from fresh). "
+        "Per process, idle:", "",
         "| pid | PSS MiB | command |", "|---|---:|---|",
         *[f"| {pid} | {p['pss_mib']} | `{p['cmd']}` |" for pid, p in memory["idle"]["processes"].items()], "",
         f"Memory flat in blob size: while a {report['rss_big_blob']['blob_mib']} MiB blob goes through our "
