@@ -80,7 +80,6 @@ def test_schemathesis_finds_no_server_error_in_any_operation(registry_server, tm
          "--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--no-color",
          "-H", f"Authorization: Bearer {token}"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    (tmp_path / "schemathesis.txt").write_text(result.stdout + result.stderr)
     summary = result.stdout[-6000:]
     assert result.returncode == 0, (f"{_errors(result.stdout)}{summary}\n{result.stderr[-2000:]}\n"
                                     f"server log:\n{server.log()}")
