@@ -80,3 +80,41 @@ def test_a_hasher_failure_reaches_the_request_thread():
         for _ in body.hashed_chunks(source(os.urandom(3 * body.BUFFER_SIZE)), hasher=Broken()):
             pass
     assert not body_threads()
+
+
+def test_consecutive_bodies_reuse_one_set_of_buffers_and_each_arrives_intact():
+    first, second = os.urandom(5 * body.BUFFER_SIZE + 777), os.urandom(2 * body.BUFFER_SIZE + 5)
+    seen: list[set[int]] = []
+    for data in (first, second):
+        hasher, received, buffers = hashlib.sha256(), bytearray(), set()
+        for view in body.hashed_chunks(source(data), hasher=hasher):
+            buffers.add(id(view.obj))
+            received += view
+        assert bytes(received) == data  # nothing of the longer first body shows in the second
+        assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
+        seen.append(buffers)
+    assert seen[1] <= seen[0]  # the second body wrote into the first one's buffers
+    assert body.POOL.kept() >= 1
+
+
+def test_the_pool_keeps_at_most_its_bound_and_gives_idle_sets_back():
+    def trim_timers() -> int:
+        return len([t for t in threading.enumerate() if t.name == "body-buffers-trim"])
+
+    timers_before = trim_timers()  # the process-wide pool's own, if it keeps a set
+    pool = body.BufferPool(keep=2, idle_seconds=0.2)
+    sets = [pool.take() for _ in range(3)]
+    assert len({id(buffers[0].obj) for buffers in sets}) == 3  # an empty pool allocates
+    for buffers in sets:
+        pool.give(buffers)
+    assert pool.kept() == 2  # the third set is dropped at once
+    again = pool.take()
+    assert again is sets[1]  # the most recently given back
+    pool.give(again)
+    deadline = time.monotonic() + 5
+    while pool.kept() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool.kept() == 0
+    time.sleep(0.05)
+    assert trim_timers() <= timers_before  # no timer left running for an empty pool
+    assert len(pool.take()) == body.BUFFERS  # a new set after the pool emptied
