@@ -148,16 +148,39 @@ def pull_blob(target: Target, digest: str, session: requests.Session) -> tuple[f
     return time.perf_counter() - started, received
 
 
-def pull_curl(target: Target, digest: str) -> tuple[float, int]:
+def perf_works() -> bool:
+    """Whether `perf stat` can count software events here (Debian's linux-perf; optional)."""
+    if not shutil.which("perf"):
+        return False
+    done = subprocess.run(["perf", "stat", "-x,", "-e", "task-clock", "true"], capture_output=True, text=True)
+    return done.returncode == 0 and "task-clock" in done.stderr
+
+
+PERF = perf_works()
+
+
+def pull_curl(target: Target, digest: str, seen: list[dict[str, float]] | None = None) -> tuple[float, int]:
     """curl's own transfer time (`time_total`: connect, request, body), not the start of the curl
-    process, which is a constant of the client (tens of ms) that would flatten the ratio."""
+    process, which is a constant of the client (tens of ms) that would flatten the ratio. Under
+    `perf stat` when it works: curl's CPU time and context switches show which side bounds a repeat
+    (a curl that never sleeps is the bound itself; one that sleeps waits for the server), appended
+    to `seen`."""
     command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{http_code} %{time_total}"]
+    if PERF:
+        command = ["perf", "stat", "-x,", "-e", "task-clock,context-switches", *command]
     for key, value in target.headers.items():
         command += ["-H", f"{key}: {value}"]
-    output = subprocess.run([*command, f"{target.url}/v2/{target.name}/blobs/{digest}"], capture_output=True,
-                            text=True, check=True).stdout.split()
+    done = subprocess.run([*command, f"{target.url}/v2/{target.name}/blobs/{digest}"], capture_output=True,
+                          text=True, check=True)
+    output = done.stdout.split()
     assert output[1] == "200", output
-    return float(output[2]), int(output[0])
+    seconds, size = float(output[2]), int(output[0])
+    if PERF and seen is not None:
+        counts = {fields[2]: float(fields[0]) for fields in (line.split(",") for line in done.stderr.splitlines())
+                  if len(fields) > 2 and fields[0].replace(".", "", 1).isdigit()}
+        seen.append({"mib_s": round(size / MIB / seconds, 1), "cpu_ms": round(counts["task-clock"], 1),
+                          "context_switches": counts["context-switches"]})
+    return seconds, size
 
 
 def pull_raw(target: Target, digest: str) -> tuple[float, int]:
@@ -422,9 +445,10 @@ def measure(target: Target, work: Path, *, round_index: int, blob_mib: int, pull
     python_runs: list[float] = []
     curl_runs: list[float] = []
     raw_runs: list[float] = []
+    curl_client: list[dict[str, float]] = []
     for _ in range(pulls):
         for client, runs in ((lambda: pull_blob(target, digest, session), python_runs),
-                             (lambda: pull_curl(target, digest), curl_runs),
+                             (lambda: pull_curl(target, digest, curl_client), curl_runs),
                              (lambda: pull_raw(target, digest), raw_runs)):
             took, received = client()
             assert received == blob_mib * MIB, received
@@ -433,7 +457,8 @@ def measure(target: Target, work: Path, *, round_index: int, blob_mib: int, pull
                  pull_raw=statistics.median(raw_runs),
                  pull_python_runs=[round(v, 1) for v in python_runs], pull_curl_runs=[round(v, 1) for v in curl_runs],
                  pull_curl_steady=round(min(curl_runs) / statistics.median(curl_runs), 2),
-                 pull_python_steady=round(min(python_runs) / statistics.median(python_runs), 2))
+                 pull_python_steady=round(min(python_runs) / statistics.median(python_runs), 2),
+                 pull_curl_client=curl_client)
     found["mount_ms"] = mount_ms(target, session, count=mounts, tag=f"r{round_index}")
     found["manifest_get"] = float(requests_per_second(manifest_url, target.headers, seconds)["rps"])  # type: ignore[arg-type]
     tags_url = manifest_url.rsplit("/manifests/", 1)[0] + "/tags/list"
@@ -566,6 +591,22 @@ def run_summary(report: dict) -> dict[str, object]:
             "meets_targets": report["meets_targets"]}
 
 
+def curl_client_lines(report: dict) -> list[str]:
+    """What bounded each curl repeat, from `perf stat` of curl (nothing when perf was not usable)."""
+    lines = []
+    for label in report["values"]:
+        seen = [repeat for row in report["rounds"] for repeat in row[label].get("pull_curl_client", [])]
+        if seen:
+            ordered = sorted(seen, key=lambda repeat: repeat["mib_s"])
+            lines.append(f"- {label}: " + "; ".join(f"{r['mib_s']:,.0f} · {r['cpu_ms']} · {r['context_switches']:.0f}"
+                                                    for r in ordered))
+    if not lines:
+        return []
+    return ["curl under `perf stat`, every repeat slowest to fastest as MiB/s · curl's CPU ms · curl's context "
+            "switches (a curl that hardly sleeps is the bound itself; one that sleeps a thousand times waits "
+            "for the server):", "", *lines, ""]
+
+
 def markdown(report: dict) -> str:
     ours, theirs = report["values"]["registry_policies"], report["values"]["distribution"]
     ratios, targets = report["ratios"], report["targets"]
@@ -601,6 +642,7 @@ def markdown(report: dict) -> str:
         "|---|---:|---:|---:|---:|", *rows, "",
         "Pull steadiness (curl, min / median of the 5 repeats, per round): "
         + ", ".join(f"{label}: {values}" for label, values in report["pull_curl_min_over_median"].items()), "",
+        *curl_client_lines(report),
         f"Memory (PSS of the whole `manage.py serve` tree: gunicorn master and workers, django-q2 cluster): "
         f"fresh (started, nothing answered) {memory['fresh']['total_mib']} MiB; idle (after the setup and "
         f"{memory['warm_up_connections']} short connections, so that every web worker has answered requests) "
