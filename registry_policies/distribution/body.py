@@ -14,7 +14,7 @@ Memory per request: at most `BUFFERS * BUFFER_SIZE` (4 MiB), whatever the blob s
 that fits one buffer gets one buffer of its own size and no thread. A set of buffers outlives its
 request in this process's `POOL` (at most `POOL_KEEP` sets, dropped after `POOL_IDLE_SECONDS`
 unused): a PATCH of a chunked push then writes into pages already mapped instead of faulting in
-4 MiB of fresh memory (measured on this VM: 2-4 ms of a 16 MiB PATCH; see bench/results), and an
+4 MiB of fresh memory (2-4 ms of a 16 MiB PATCH on the benchmark VM; README, issue 15), and an
 idle process gives the memory back.
 """
 from __future__ import annotations
