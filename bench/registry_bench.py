@@ -179,7 +179,7 @@ def pull_curl(target: Target, digest: str, seen: list[dict[str, float]] | None =
         counts = {fields[2]: float(fields[0]) for fields in (line.split(",") for line in done.stderr.splitlines())
                   if len(fields) > 2 and fields[0].replace(".", "", 1).isdigit()}
         seen.append({"mib_s": round(size / MIB / seconds, 1), "cpu_ms": round(counts["task-clock"], 1),
-                          "context_switches": counts["context-switches"]})
+                     "context_switches": counts["context-switches"]})
     return seconds, size
 
 
@@ -656,8 +656,7 @@ def markdown(report: dict) -> str:
         f" MiB on push and {report['rss_big_blob']['pull']['max_growth_mib']} MiB on pull.", "",
         f"Targets met (worst round; pull_steady: our slowest curl repeat >= {PULL_STEADY_TARGET} x the median "
         f"in every round; idle_pss <= {IDLE_PSS_TARGET_MIB:.0f} MiB; memory_growth <= {GROWTH_TARGET_MIB:.0f} MiB): "
-        + ", ".join(f"{k}: {'yes' if v else 'NO'}"
-                                                 for k, v in report["meets_targets"].items()), "",
+        + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in report["meets_targets"].items()), "",
     ]
     return "\n".join(lines)
 
